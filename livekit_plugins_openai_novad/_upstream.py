@@ -1,0 +1,45 @@
+"""The one seam to livekit-plugins-openai / livekit-agents internals (tested range: 1.8.x).
+
+Everything this package uses from upstream that is not public API is imported or named here,
+so a new upstream release is checked in one place. ``RealtimeSession`` in ``realtime.py``
+overrides these upstream methods, each called by upstream code we keep:
+
+* ``_create_session_update_event()``: called by upstream ``__init__`` (the first
+  ``session.update``) and by the reconnect routine (the first event on a new socket).
+* ``_create_tools_update_event(tools)``: ``update_tools`` and the reconnect routine.
+* ``_wrap_session_update(event_id, session)``: any remaining upstream path that would wrap a
+  ``session.update`` in pydantic; we convert it through the wire layer instead.
+* ``_append_audio(frames)``: upstream's 100 ms append path (hand-built dicts, no pydantic).
+* ``_handle_error(event)``: server ``error`` events; we claim the ones answering our updates.
+
+and reads/writes these attributes: ``_opts`` (the per-session ``_RealtimeOptions`` copy),
+``_capabilities``, ``_instructions``, ``_bstream``, ``_pushed_duration_s``,
+``_current_generation``, ``_realtime_model``. Server events are observed through upstream's
+public ``openai_server_event_received`` / ``openai_client_event_queued`` session events.
+"""
+
+from __future__ import annotations
+
+from livekit.agents.llm._realtime import openai as upstream_impl
+from livekit.agents.llm._realtime.openai_utils import (
+    to_audio_transcription,
+    to_noise_reduction,
+    to_oai_tool_choice,
+    to_turn_detection,
+)
+from livekit.plugins.openai.realtime import RealtimeModel as UpstreamRealtimeModel
+from livekit.plugins.openai.realtime import RealtimeSession as UpstreamRealtimeSession
+
+DEFAULT_VOICE = upstream_impl.DEFAULT_VOICE
+ResponseGeneration = upstream_impl._ResponseGeneration
+
+__all__ = [
+    "UpstreamRealtimeModel",
+    "UpstreamRealtimeSession",
+    "DEFAULT_VOICE",
+    "ResponseGeneration",
+    "to_audio_transcription",
+    "to_noise_reduction",
+    "to_oai_tool_choice",
+    "to_turn_detection",
+]

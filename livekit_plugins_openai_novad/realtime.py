@@ -1,0 +1,848 @@
+"""LiveKit glue: ``RealtimeModel`` / ``RealtimeSession`` subclasses of the upstream plugin.
+
+What changes against upstream:
+
+* every ``session.update`` is built by :mod:`.wire` (``turn_detection: null`` is explicit on
+  both wires, initial and reconnect updates carry it, later updates are sparse);
+* each ``session.updated`` / ``error`` is matched to the update it answers (FIFO by send order,
+  by ``event_id`` for errors) and the echoed turn detection is verified;
+* turn detection can change mid-call, with ``set_turn_detection`` awaiting the confirmation;
+* while the server is not detecting turns, Silero detects them here and gates the audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import aiohttp
+from livekit import rtc
+from livekit.agents import APIError, llm
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+)
+from livekit.agents.utils import is_given
+from pydantic import TypeAdapter
+
+from . import wire
+from ._upstream import (
+    DEFAULT_VOICE,
+    UpstreamRealtimeModel,
+    UpstreamRealtimeSession,
+    to_audio_transcription,
+    to_noise_reduction,
+    to_oai_tool_choice,
+)
+from .client_vad import ClientTurnDetector, GateAction
+from .log import logger
+from .turn_detection import (
+    ClientVad,
+    TurnDetection,
+    TurnDetectionInput,
+    TurnDetectionMismatch,
+    TurnDetectionRejected,
+    coerce_turn_detection,
+    echo_matches,
+    turn_detection_from_wire,
+)
+
+__all__ = ["RealtimeModel", "RealtimeSession", "TurnDetectionConfirmed", "TurnTakingMode"]
+
+TurnTakingMode = Literal["server", "client_vad", "push_to_talk", "framework"]
+"""Who decides when the user's turn ends, for one session:
+``server`` (server_vad / semantic_vad), ``client_vad`` (Silero here, server VAD off),
+``push_to_talk`` (nobody: the app commits), ``framework`` (the AgentSession's own VAD or
+turn detector, because the user configured one)."""
+
+_DEFAULT_CLIENT_VAD = ClientVad()
+_CHUNK_BYTES = wire.SAMPLE_RATE // 10 * 2  # 100 ms of PCM16, upstream's append size
+_MIN_COMMIT_S = 0.1  # the server rejects commits under 100 ms (input_audio_buffer_commit_empty)
+
+_UPSTREAM_TD_ADAPTER: TypeAdapter[Any] | None = None
+
+
+def _to_upstream_td(td: TurnDetection | None) -> Any:
+    """Our type -> openai-python's GA model, for upstream code that reads ``_opts``."""
+    global _UPSTREAM_TD_ADAPTER
+    if td is None:
+        return None
+    if _UPSTREAM_TD_ADAPTER is None:
+        from openai.types.realtime import RealtimeAudioInputTurnDetection
+
+        _UPSTREAM_TD_ADAPTER = TypeAdapter(RealtimeAudioInputTurnDetection)
+    return _UPSTREAM_TD_ADAPTER.validate_python(td.to_wire())
+
+
+def _server_answers(td: TurnDetection | None) -> bool:
+    return td is not None and td.create_response is not False
+
+
+def _wire_of(opts: Any) -> wire.Wire:
+    return "beta" if opts.is_azure and opts.api_version else "ga"
+
+
+def _full_session_fields(opts: Any, instructions: str | None) -> dict[str, Any]:
+    """Every session field the plugin owns, for the initial and each reconnect update."""
+    fields: dict[str, Any] = {
+        "model": opts.model,
+        "modalities": list(opts.modalities),
+        "voice": opts.voice,
+        "speed": opts.speed,
+        "audio_format": "pcm16",
+        "transcription": opts.input_audio_transcription,
+        "noise_reduction": opts.input_audio_noise_reduction,
+        "tool_choice": to_oai_tool_choice(opts.tool_choice),
+        "max_output_tokens": opts.max_response_output_tokens,
+    }
+    if opts.tracing is not None:
+        fields["tracing"] = opts.tracing
+    if instructions is not None:
+        fields["instructions"] = instructions
+    if opts.truncation is not None:
+        fields["truncation"] = opts.truncation
+    if opts.reasoning is not None:
+        fields["reasoning"] = opts.reasoning
+    return fields
+
+
+@dataclass
+class TurnDetectionConfirmed:
+    """Payload of the ``turn_detection_confirmed`` session event."""
+
+    requested: TurnDetection | None
+    confirmed: TurnDetection | None
+
+
+@dataclass
+class _SentUpdate:
+    """A ``session.update`` and who waits for its answer."""
+
+    event_id: str
+    carries_turn_detection: bool
+    expected: TurnDetection | None  # the turn detection the server should hold after it
+    waiters: list[asyncio.Future[TurnDetection | None]] = field(default_factory=list)
+
+
+class RealtimeModel(UpstreamRealtimeModel):
+    """OpenAI Realtime for ``AgentSession(llm=...)``; turn detection really reaches the wire.
+
+    ``turn_detection``: ``None`` (the default) turns server VAD off with an explicit
+    ``"turn_detection": null``; ``novad.ServerVad(...)`` / ``novad.SemanticVad(...)`` (or a
+    dict / openai-python model) turns it on. ``client_vad``: how turns are detected on the
+    client while server VAD is off (``None`` = push-to-talk: the app commits).
+    The other arguments are upstream's.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-realtime",
+        voice: str = DEFAULT_VOICE,
+        modalities: NotGivenOr[list[Literal["text", "audio"]]] = NOT_GIVEN,
+        turn_detection: TurnDetectionInput | None = None,
+        client_vad: ClientVad | None = _DEFAULT_CLIENT_VAD,
+        tool_choice: NotGivenOr[llm.ToolChoice | None] = NOT_GIVEN,
+        base_url: NotGivenOr[str] = NOT_GIVEN,
+        input_audio_transcription: NotGivenOr[Any] = NOT_GIVEN,
+        input_audio_noise_reduction: NotGivenOr[Any] = NOT_GIVEN,
+        speed: NotGivenOr[float] = NOT_GIVEN,
+        tracing: NotGivenOr[Any] = NOT_GIVEN,
+        truncation: NotGivenOr[Any] = NOT_GIVEN,
+        reasoning: NotGivenOr[Any] = NOT_GIVEN,
+        api_key: str | None = None,
+        http_session: aiohttp.ClientSession | None = None,
+        azure_deployment: str | None = None,
+        entra_token: str | None = None,
+        api_version: str | None = None,
+        max_session_duration: NotGivenOr[float | None] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        temperature: NotGivenOr[float] = NOT_GIVEN,
+    ) -> None:
+        td = coerce_turn_detection(turn_detection)  # ValueError before anything else
+        if client_vad is not None and not isinstance(client_vad, ClientVad):
+            raise ValueError("client_vad must be a novad.ClientVad or None (push-to-talk)")
+        upstream_args: dict[str, Any] = dict(
+            model=model,
+            voice=voice,
+            modalities=modalities,
+            tool_choice=tool_choice,
+            base_url=base_url,
+            input_audio_transcription=input_audio_transcription,
+            input_audio_noise_reduction=input_audio_noise_reduction,
+            turn_detection=_to_upstream_td(td),
+            speed=speed,
+            tracing=tracing,
+            truncation=truncation,
+            reasoning=reasoning,
+            api_key=api_key,
+            http_session=http_session,
+            azure_deployment=azure_deployment,
+            entra_token=entra_token,
+            max_session_duration=max_session_duration,
+            conn_options=conn_options,
+            temperature=temperature,
+        )
+        if api_version:
+            upstream_args["api_version"] = api_version
+        super().__init__(**upstream_args)
+        self._turn_detection: TurnDetection | None = td
+        self._client_vad = client_vad
+        # fail on what the chosen wire cannot express (e.g. idle_timeout_ms on Azure legacy)
+        wire.session_update_payload(
+            wire=self.wire, turn_detection=td, **_full_session_fields(self._opts, None)
+        )
+        # the session answers turns itself whenever the server does not (client VAD, or the
+        # app in push-to-talk), so the AgentSession must not add its default VAD; it can still
+        # take turn taking over (turn_detection_disabled) when the user configures their own
+        self._capabilities.turn_detection = td is None or _server_answers(td)
+        self._capabilities.can_disable_turn_detection = True
+
+    @property
+    def wire(self) -> wire.Wire:
+        """``"ga"``, or ``"beta"`` for Azure's legacy ``api_version`` endpoint."""
+        return _wire_of(self._opts)
+
+    @property
+    def turn_detection(self) -> TurnDetection | None:
+        return self._turn_detection
+
+    @property
+    def client_vad(self) -> ClientVad | None:
+        return self._client_vad
+
+    @classmethod
+    def with_azure(  # type: ignore[override]
+        cls,
+        *,
+        azure_deployment: str,
+        turn_detection: TurnDetectionInput | None = None,
+        client_vad: ClientVad | None = _DEFAULT_CLIENT_VAD,
+        **kwargs: Any,
+    ) -> RealtimeModel:
+        """Azure OpenAI (see upstream ``with_azure``); turn detection defaults to off here too."""
+        td = coerce_turn_detection(turn_detection)
+        model = super().with_azure(
+            azure_deployment=azure_deployment, turn_detection=_to_upstream_td(td), **kwargs
+        )
+        model._client_vad = client_vad
+        model._capabilities.turn_detection = td is None or _server_answers(td)
+        model._capabilities.can_disable_turn_detection = True
+        return cast(RealtimeModel, model)
+
+    def update_options(
+        self,
+        *,
+        turn_detection: NotGivenOr[TurnDetectionInput | None] = NOT_GIVEN,
+        **kwargs: Any,
+    ) -> None:
+        """Upstream's options, plus ``turn_detection`` applied to every session of this model.
+
+        Sessions whose turns the AgentSession drives (it opened them with
+        ``turn_detection_disabled``) keep server VAD off.
+        """
+        td: TurnDetection | None = None
+        if is_given(turn_detection):
+            td = coerce_turn_detection(turn_detection)
+            wire.session_update_payload(wire=self.wire, turn_detection=td)
+        super().update_options(**kwargs)
+        if not is_given(turn_detection):
+            return
+        self._turn_detection = td
+        self._opts.turn_detection = _to_upstream_td(td)
+        self._capabilities.turn_detection = td is None or _server_answers(td)
+        for sess in list(self._sessions):
+            if isinstance(sess, RealtimeSession) and sess.turn_taking_mode != "framework":
+                sess.update_options(turn_detection=td)
+            elif td is not None:
+                logger.warning(
+                    "turn detection not changed on a session whose turns the AgentSession "
+                    "drives (its own VAD / turn detector is configured)"
+                )
+
+    def session(self, *, turn_detection_disabled: bool = False) -> RealtimeSession:
+        sess = RealtimeSession(self, turn_detection_disabled=turn_detection_disabled)
+        self._sessions.add(sess)
+        return sess
+
+
+class _SanitizingWebSocket:
+    """Drops frames upstream's receive loop cannot survive (non-JSON, no string ``type``).
+
+    Upstream parses each text frame and indexes ``event["type"]`` outside its handler guard, so
+    one malformed frame would end the session; a warning is logged instead.
+    """
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+    async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
+        while True:
+            msg = await self._ws.receive(timeout)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return msg
+            try:
+                event = json.loads(msg.data)
+            except ValueError:
+                logger.warning("ignoring a server frame that is not JSON")
+                continue
+            if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+                logger.warning("ignoring a server event without a string 'type'")
+                continue
+            if event["type"].endswith("audio.delta") and not isinstance(event.get("delta"), str):
+                logger.warning("ignoring an audio delta without audio")
+                continue
+            return msg
+
+
+class RealtimeSession(UpstreamRealtimeSession):
+    """A Realtime session whose turn detection is explicit on the wire and verified.
+
+    Extra session events: ``turn_detection_confirmed`` (:class:`TurnDetectionConfirmed`) and
+    ``turn_detection_mismatch`` (:class:`TurnDetectionMismatch`).
+    """
+
+    def __init__(self, realtime_model: RealtimeModel, *, turn_detection_disabled: bool = False):
+        # upstream's __init__ builds the first session.update through our override, so the
+        # state it reads is set first
+        self._framework_turns = turn_detection_disabled
+        self._requested: TurnDetection | None = (
+            None if turn_detection_disabled else realtime_model.turn_detection
+        )
+        self._confirmed: TurnDetection | None = None
+        self._confirmed_known = False
+        self._mismatch = False
+        self._client_vad_opts = realtime_model.client_vad
+        self._detector: ClientTurnDetector | None = None
+        self._built: dict[str, _SentUpdate] = {}
+        self._inflight: collections.deque[_SentUpdate] = collections.deque()
+        self._latest_td_update: _SentUpdate | None = None
+        self._full_updates_built = 0
+        self._response_requested = False  # our response.create is out, response.created not in
+        self._cancel_sent = False  # a response.cancel is out for the current response
+        self._turn_audio = bytearray()  # the client-VAD turn being sent
+        self._unanswered_turn: bytes | None = None  # a committed turn whose reply is not done
+
+        super().__init__(realtime_model, turn_detection_disabled=turn_detection_disabled)
+        self._realtime_model: RealtimeModel = realtime_model
+        self.on("openai_client_event_queued", self._on_client_event_sent)
+        self.on("openai_server_event_received", self._on_server_event)
+        self.on("session_reconnected", self._on_reconnected)
+        self._sync_turn_taking()
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def wire(self) -> wire.Wire:
+        return _wire_of(self._opts)
+
+    @property
+    def requested_turn_detection(self) -> TurnDetection | None:
+        """What this session last asked the server for (``None`` = off)."""
+        return self._requested
+
+    @property
+    def confirmed_turn_detection(self) -> TurnDetection | None:
+        """The server's last confirmed turn detection, with the server's values (``None`` = off).
+
+        From ``session.created`` until the first ``session.updated`` it is the server's default.
+        """
+        return self._confirmed
+
+    @property
+    def turn_detection_confirmed(self) -> bool:
+        """True once the server's echo matches the request (no update still in flight)."""
+        return (
+            self._confirmed_known
+            and not self._mismatch
+            and self._latest_td_update is None
+            and echo_matches(self._requested, _wire_dict(self._confirmed))
+        )
+
+    @property
+    def turn_taking_mode(self) -> TurnTakingMode:
+        if self._framework_turns:
+            return "framework"
+        if self._effective_turn_detection() is not None:
+            return "server"
+        return "client_vad" if self._client_vad_opts is not None else "push_to_talk"
+
+    @property
+    def capabilities(self) -> llm.RealtimeCapabilities:
+        return self._capabilities
+
+    async def set_turn_detection(
+        self, value: TurnDetectionInput | None, *, timeout: float = 5.0
+    ) -> TurnDetection | None:
+        """Change turn detection and wait until the server confirms it.
+
+        Returns the confirmed value (server values filled in, ``None`` = off). Raises
+        ``TurnDetectionMismatch`` when the echo differs, ``TurnDetectionRejected`` when the
+        server answers with an error, ``asyncio.TimeoutError`` after ``timeout`` seconds.
+        """
+        sent = self._apply_options(turn_detection=coerce_turn_detection(value))
+        if sent is None:
+            sent = self._latest_td_update
+        if sent is None:
+            if self._mismatch:
+                raise TurnDetectionMismatch(self._requested, _wire_dict(self._confirmed))
+            return self._confirmed
+        fut: asyncio.Future[TurnDetection | None] = asyncio.get_running_loop().create_future()
+        sent.waiters.append(fut)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        finally:
+            if fut in sent.waiters and not fut.done():
+                sent.waiters.remove(fut)
+
+    def update_options(
+        self,
+        *,
+        tool_choice: NotGivenOr[llm.ToolChoice | None] = NOT_GIVEN,
+        voice: NotGivenOr[str] = NOT_GIVEN,
+        turn_detection: NotGivenOr[TurnDetectionInput | None] = NOT_GIVEN,
+        max_response_output_tokens: NotGivenOr[int | Literal["inf"] | None] = NOT_GIVEN,
+        input_audio_transcription: NotGivenOr[Any] = NOT_GIVEN,
+        input_audio_noise_reduction: NotGivenOr[Any] = NOT_GIVEN,
+        speed: NotGivenOr[float] = NOT_GIVEN,
+        tracing: NotGivenOr[Any] = NOT_GIVEN,
+        truncation: NotGivenOr[Any] = NOT_GIVEN,
+        reasoning: NotGivenOr[Any] = NOT_GIVEN,
+        temperature: NotGivenOr[float] = NOT_GIVEN,  # deprecated upstream, unused
+    ) -> None:
+        """Change session options; only what changed is sent (nothing if nothing changed)."""
+        self._apply_options(
+            tool_choice=tool_choice,
+            voice=voice,
+            turn_detection=coerce_turn_detection(turn_detection)
+            if is_given(turn_detection)
+            else NOT_GIVEN,
+            max_response_output_tokens=max_response_output_tokens,
+            input_audio_transcription=input_audio_transcription,
+            input_audio_noise_reduction=input_audio_noise_reduction,
+            speed=speed,
+            tracing=tracing,
+            truncation=truncation,
+            reasoning=reasoning,
+        )
+
+    # -- building and sending session.update -----------------------------------------------
+
+    def _apply_options(
+        self,
+        *,
+        turn_detection: NotGivenOr[TurnDetection | None] = NOT_GIVEN,
+        tool_choice: NotGivenOr[llm.ToolChoice | None] = NOT_GIVEN,
+        voice: NotGivenOr[str] = NOT_GIVEN,
+        max_response_output_tokens: NotGivenOr[int | Literal["inf"] | None] = NOT_GIVEN,
+        input_audio_transcription: NotGivenOr[Any] = NOT_GIVEN,
+        input_audio_noise_reduction: NotGivenOr[Any] = NOT_GIVEN,
+        speed: NotGivenOr[float] = NOT_GIVEN,
+        tracing: NotGivenOr[Any] = NOT_GIVEN,
+        truncation: NotGivenOr[Any] = NOT_GIVEN,
+        reasoning: NotGivenOr[Any] = NOT_GIVEN,
+    ) -> _SentUpdate | None:
+        opts = self._opts
+        new_opts: dict[str, Any] = {}  # _opts attribute -> value, applied once all is valid
+        fields: dict[str, Any] = {}  # what goes on the wire
+
+        def change(attr: str, value: Any, wire_name: str, wire_value: Any = None) -> None:
+            if getattr(opts, attr) != value:
+                fields[wire_name] = value if wire_value is None else wire_value
+            new_opts[attr] = value
+
+        if is_given(tool_choice):
+            if to_oai_tool_choice(tool_choice) != to_oai_tool_choice(opts.tool_choice):
+                fields["tool_choice"] = to_oai_tool_choice(tool_choice)
+            new_opts["tool_choice"] = tool_choice
+        if is_given(voice):
+            change("voice", voice, "voice")
+        if is_given(speed):
+            change("speed", speed, "speed")
+        if is_given(max_response_output_tokens):
+            value = "inf" if max_response_output_tokens is None else max_response_output_tokens
+            change("max_response_output_tokens", value, "max_output_tokens")
+        if is_given(input_audio_transcription):
+            change(
+                "input_audio_transcription",
+                to_audio_transcription(input_audio_transcription),
+                "transcription",
+            )
+        if is_given(input_audio_noise_reduction):
+            change(
+                "input_audio_noise_reduction",
+                to_noise_reduction(input_audio_noise_reduction),
+                "noise_reduction",
+            )
+        if is_given(tracing):
+            change("tracing", tracing, "tracing")
+        if is_given(truncation):
+            change("truncation", truncation, "truncation")
+        if is_given(reasoning):
+            change("reasoning", reasoning, "reasoning")
+
+        td_changed = False
+        if is_given(turn_detection):
+            if self._framework_turns and turn_detection is not None:
+                raise ValueError(
+                    "this session's turns are driven by the AgentSession (a VAD or turn detector "
+                    "is configured there); server turn detection cannot be turned on for it"
+                )
+            td_changed = turn_detection != self._requested or self._mismatch
+
+        if not fields and not td_changed:
+            for attr, value in new_opts.items():
+                setattr(opts, attr, value)
+            return None
+
+        # build first: a ValueError leaves the session untouched and the socket silent
+        td_arg: Any = turn_detection if td_changed else wire.OMITTED
+        payload = wire.session_update_payload(
+            wire=self.wire,
+            turn_detection=td_arg,
+            **fields,
+        )
+        for attr, value in new_opts.items():
+            setattr(opts, attr, value)
+        if td_changed:
+            assert is_given(turn_detection)
+            if turn_detection is None and self._effective_turn_detection() is not None:
+                # the server may hold part of a turn and an idle timer: start clean
+                self.send_event(wire.input_audio_clear_event())
+            self._requested = turn_detection
+            self._mismatch = False
+        sent = self._register(payload, carries_td=td_changed)
+        self.send_event(payload)
+        self._sync_turn_taking()
+        return sent
+
+    def _register(self, payload: dict[str, Any], *, carries_td: bool) -> _SentUpdate:
+        sent = _SentUpdate(
+            event_id=payload["event_id"],
+            carries_turn_detection=carries_td,
+            expected=self._requested,
+        )
+        self._built[sent.event_id] = sent
+        if carries_td:
+            self._latest_td_update = sent
+        return sent
+
+    def _create_session_update_event(self) -> dict[str, Any]:
+        """The full update: upstream sends it first on every socket (initial and reconnect)."""
+        self._full_updates_built += 1
+        reconnect = self._full_updates_built > 1
+        carried: list[asyncio.Future[TurnDetection | None]] = []
+        if reconnect:
+            # the old socket's unanswered updates will never be answered; this one restates
+            # everything, so whoever waited for them now waits for it
+            for lost in self._inflight:
+                carried.extend(lost.waiters)
+            self._inflight.clear()
+            self._reset_turn_state()
+
+        payload = wire.session_update_payload(
+            wire=self.wire,
+            turn_detection=self._requested,
+            **_full_session_fields(self._opts, self._instructions),
+        )
+        sent = self._register(payload, carries_td=True)
+        sent.waiters.extend(carried)
+        return payload
+
+    def _create_tools_update_event(self, tools: list[llm.Tool]) -> dict[str, Any]:
+        payload = wire.session_update_payload(
+            wire=self.wire, tools=list(self._convert_tools_to_oai(tools))
+        )
+        self._register(payload, carries_td=False)
+        return payload
+
+    async def update_instructions(self, instructions: str) -> None:
+        payload = wire.session_update_payload(wire=self.wire, instructions=instructions)
+        self._register(payload, carries_td=False)
+        self.send_event(payload)
+        self._instructions = instructions
+
+    def _wrap_session_update(self, event_id: str, session: Any) -> dict[str, Any]:
+        """Any upstream path still holding a pydantic session goes through the wire layer."""
+        d = session.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        fields = {
+            k: d[k]
+            for k in ("model", "instructions", "tools", "tool_choice", "max_output_tokens")
+            if k in d
+        }
+        fields.update({k: d[k] for k in ("tracing", "truncation", "reasoning") if k in d})
+        if "output_modalities" in d:
+            fields["modalities"] = d["output_modalities"]
+        audio_in = (d.get("audio") or {}).get("input") or {}
+        audio_out = (d.get("audio") or {}).get("output") or {}
+        for name in ("transcription", "noise_reduction"):
+            if name in audio_in:
+                fields[name] = audio_in[name]
+        fields.update({k: audio_out[k] for k in ("voice", "speed") if k in audio_out})
+        td: Any = wire.OMITTED
+        if "turn_detection" in audio_in:
+            td = coerce_turn_detection(audio_in["turn_detection"])
+        payload = wire.session_update_payload(
+            wire=self.wire, turn_detection=td, event_id=event_id, **fields
+        )
+        self._register(payload, carries_td=td is not wire.OMITTED)
+        return payload
+
+    # -- matching the server's answers ------------------------------------------------------
+
+    def _on_client_event_sent(self, event: dict[str, Any]) -> None:
+        if event.get("type") != "session.update":
+            return
+        event_id = event.get("event_id") or ""
+        sent = self._built.pop(event_id, None)
+        if sent is None:  # a session.update the app sent itself through send_event
+            present, value = wire.session_turn_detection(self.wire, event.get("session") or {})
+            sent = _SentUpdate(
+                event_id,
+                carries_turn_detection=present,
+                expected=turn_detection_from_wire(value) if present else self._requested,
+            )
+        self._inflight.append(sent)
+
+    def _on_server_event(self, event: dict[str, Any]) -> None:
+        try:
+            kind = event.get("type")
+            if kind in ("session.created", "session.updated"):
+                session = event.get("session")
+                if isinstance(session, dict):
+                    self._on_session_echo(kind == "session.updated", session)
+            elif kind == "response.created":
+                self._response_requested = False
+            elif kind == "response.done":
+                self._cancel_sent = False
+                self._unanswered_turn = None
+        except Exception:  # a malformed server event must not end the session
+            logger.exception("failed to read a server event", extra={"type": event.get("type")})
+
+    def _on_session_echo(self, is_update: bool, session: dict[str, Any]) -> None:
+        present, echoed = wire.session_turn_detection(self.wire, session)
+        if not present:
+            return
+        self._confirmed = turn_detection_from_wire(echoed)
+        self._confirmed_known = True
+        if not is_update:
+            return  # session.created: the server's defaults, before our first update
+        sent = self._inflight.popleft() if self._inflight else None
+        if sent is None or not sent.carries_turn_detection:
+            return
+        if sent is self._latest_td_update:
+            self._latest_td_update = None
+        if echo_matches(sent.expected, echoed):
+            if sent.expected == self._requested:
+                self._mismatch = False
+            self._sync_turn_taking()
+            confirmed = TurnDetectionConfirmed(requested=sent.expected, confirmed=self._confirmed)
+            self._emit_extra("turn_detection_confirmed", confirmed)
+            for fut in sent.waiters:
+                if not fut.done():
+                    fut.set_result(self._confirmed)
+            return
+
+        mismatch = TurnDetectionMismatch(sent.expected, echoed)
+        logger.warning(
+            "turn detection mismatch: requested %s, server confirmed %s",
+            "null" if sent.expected is None else json.dumps(sent.expected.to_wire()),
+            json.dumps(echoed),
+        )
+        if sent.expected == self._requested:
+            # the server runs what it echoed: follow it, so two VADs never run on one stream
+            self._mismatch = True
+            self._sync_turn_taking()
+        self._emit_extra("turn_detection_mismatch", mismatch)
+        for fut in sent.waiters:
+            if not fut.done():
+                fut.set_exception(mismatch)
+
+    def _handle_error(self, event: Any) -> None:
+        error = getattr(event, "error", None)
+        event_id = getattr(error, "event_id", None)
+        sent = next((s for s in self._inflight if s.event_id == event_id), None)
+        if error is None or sent is None:
+            super()._handle_error(event)
+            return
+        self._inflight.remove(sent)
+        code, param = getattr(error, "code", None), getattr(error, "param", None)
+        message = getattr(error, "message", "") or ""
+        logger.error(
+            "%s rejected session.update %s: %s (param %s): %s",
+            self._realtime_model._provider_label,
+            event_id,
+            code,
+            param,
+            message,
+        )
+        exc: Exception
+        if sent.carries_turn_detection:
+            if sent is self._latest_td_update:
+                self._latest_td_update = None
+            exc = TurnDetectionRejected(sent.expected, code=code, param=param, message=message)
+            if sent.expected == self._requested:
+                # the server keeps its last state; so do we
+                self._requested = self._confirmed
+                self._mismatch = False
+                self._opts.turn_detection = _to_upstream_td(self._confirmed)
+                self._sync_turn_taking()
+            for fut in sent.waiters:
+                if not fut.done():
+                    fut.set_exception(exc)
+        else:
+            exc = APIError(
+                f"session.update rejected: {code} (param {param}): {message}",
+                body=error,
+                retryable=True,
+            )
+        if self._is_fatal_error(error):
+            super()._handle_error(event)
+            return
+        self._emit_error(exc, recoverable=True)
+
+    def _emit_extra(self, name: str, payload: Any) -> None:
+        self.emit(cast(Any, name), payload)
+
+    # -- turn taking ------------------------------------------------------------------------
+
+    def _effective_turn_detection(self) -> TurnDetection | None:
+        """What the server runs: the request, unless its echo showed otherwise."""
+        if self._framework_turns:
+            return None
+        return self._confirmed if self._mismatch else self._requested
+
+    def _sync_turn_taking(self) -> None:
+        effective = self._effective_turn_detection()
+        client = (
+            not self._framework_turns and effective is None and self._client_vad_opts is not None
+        )
+        if client and self._detector is None:
+            assert self._client_vad_opts is not None
+            self._detector = ClientTurnDetector(self._client_vad_opts)
+            self._bstream.clear()  # audio from before the switch was cleared on the server
+            self._turn_audio.clear()
+        elif not client and self._detector is not None:
+            self._detector = None  # the server gets continuous audio from here on
+        self._opts.turn_detection = _to_upstream_td(effective)
+        self._capabilities.turn_detection = not self._framework_turns and (
+            effective is None or _server_answers(effective)
+        )
+
+    def _reset_turn_state(self) -> None:
+        if self._detector is not None:
+            self._detector.reset()
+        self._bstream.clear()
+        self._turn_audio.clear()
+        self._response_requested = False
+        self._cancel_sent = False
+
+    def _on_reconnected(self, _: Any) -> None:
+        if self._detector is None:
+            return
+        # appends queued while the socket was down belong to a turn the new server session
+        # never saw the start of: drop them, then ask again for a reply the drop swallowed
+        self.send_event(wire.input_audio_clear_event())
+        turn, self._unanswered_turn = self._unanswered_turn, None
+        if turn:
+            logger.info("re-sending the last turn: its reply was lost with the connection")
+            for i in range(0, len(turn), _CHUNK_BYTES):
+                self.send_event(wire.input_audio_append_event(turn[i : i + _CHUNK_BYTES]))
+            self._commit_turn(turn)
+
+    def push_audio(self, frame: rtc.AudioFrame) -> None:
+        detector = self._detector
+        if detector is None:
+            super().push_audio(frame)
+            return
+        for f in self._resample_audio(frame):
+            for action, data in detector.push(f.data.tobytes()):
+                if action is GateAction.SEND:
+                    self._turn_audio += data
+                    self._append_audio(self._bstream.write(data))
+                elif action is GateAction.SPEECH_STARTED:
+                    self._on_client_speech_started()
+                else:
+                    self._on_client_speech_stopped()
+
+    def _on_client_speech_started(self) -> None:
+        self._turn_audio.clear()
+        if self._current_generation is not None or self._response_requested:
+            self._cancel_response()
+        self.emit("input_speech_started", llm.InputSpeechStartedEvent())
+
+    def _on_client_speech_stopped(self) -> None:
+        self._append_audio(self._bstream.flush())
+        turn = bytes(self._turn_audio)
+        self._turn_audio.clear()
+        self.emit(
+            "input_speech_stopped",
+            llm.InputSpeechStoppedEvent(
+                user_transcription_enabled=self._opts.input_audio_transcription is not None
+            ),
+        )
+        if self._pushed_duration_s < _MIN_COMMIT_S:
+            logger.debug("dropping a turn shorter than 100 ms instead of committing it")
+            self.send_event(wire.input_audio_clear_event())
+            self._pushed_duration_s = 0
+            return
+        self._commit_turn(turn)
+
+    def _commit_turn(self, turn: bytes) -> None:
+        self.send_event(wire.input_audio_commit_event())
+        self.send_event(wire.response_create_event())
+        self._pushed_duration_s = 0
+        self._response_requested = True
+        self._cancel_sent = False
+        self._unanswered_turn = turn
+
+    def _cancel_response(self) -> None:
+        self.send_event(wire.response_cancel_event())
+        self._cancel_sent = True
+
+    def interrupt(self) -> None:
+        # client VAD already cancelled this response at speech onset; a second cancel would
+        # only earn a response_cancel_not_active error
+        if self._cancel_sent:
+            return
+        if self.has_active_generation or self._response_requested:
+            self._cancel_response()
+
+    def _append_audio(self, frames: list[rtc.AudioFrame]) -> None:
+        for frame in frames:
+            self.send_event(wire.input_audio_append_event(frame.data.tobytes()))
+            self._pushed_duration_s += frame.duration
+
+    def commit_audio(self) -> None:
+        self._append_audio(self._bstream.flush())
+        if self._pushed_duration_s > _MIN_COMMIT_S:
+            self.send_event(wire.input_audio_commit_event())
+            self._pushed_duration_s = 0
+        else:
+            logger.debug(
+                "not committing %.0f ms of audio: the server needs at least 100 ms",
+                self._pushed_duration_s * 1000,
+            )
+
+    def clear_audio(self) -> None:
+        super().clear_audio()
+        if self._detector is not None:
+            self._detector.reset()
+            self._turn_audio.clear()
+
+    async def _create_ws_conn(self) -> aiohttp.ClientWebSocketResponse:
+        ws = await super()._create_ws_conn()
+        return cast(aiohttp.ClientWebSocketResponse, _SanitizingWebSocket(ws))
+
+
+def _wire_dict(td: TurnDetection | None) -> dict[str, Any] | None:
+    return None if td is None else td.to_wire()
+
