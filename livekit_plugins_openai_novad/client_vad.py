@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+# imported here, on the main thread: LiveKit plugins refuse to register from a job thread
+from livekit.plugins.silero import onnx_model
+
 from .log import logger
 from .turn_detection import ClientVad
 from .wire import SAMPLE_RATE
@@ -46,16 +49,12 @@ def _inference_session() -> Any:
     if _shared_session is None:
         with _shared_lock:
             if _shared_session is None:
-                from livekit.plugins.silero import onnx_model
-
                 _shared_session = onnx_model.new_inference_session(force_cpu=True)
                 logger.debug("loaded Silero VAD for client-side turn detection")
     return _shared_session
 
 
 def _silero_scorer() -> Callable[[np.ndarray], float]:
-    from livekit.plugins.silero import onnx_model
-
     model = onnx_model.OnnxModel(onnx_session=_inference_session(), sample_rate=16000)
     return model
 
