@@ -22,7 +22,7 @@ __all__ = ["emulator_reply", "EmulatorThread"]
 _NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _phrase(name: str) -> bytes:
     ref = resources.files("livekit_plugins_openai_novad") / "resources" / f"{name}.wav"
     with resources.as_file(ref) as path, wave.open(str(path), "rb") as w:
