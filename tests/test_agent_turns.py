@@ -1,4 +1,4 @@
-"""Client-side turn taking through a real AgentSession, real Silero, real speech (issue: client VAD)."""
+"""Client-side turn taking through a real AgentSession, real Silero and real speech."""
 
 from __future__ import annotations
 

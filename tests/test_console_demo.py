@@ -44,7 +44,8 @@ class Tmux:
         # no pipeline: a Ctrl+C that kills a pipe member would take the wrapper shell with it
         wrapped = f"{command}; echo $? > {shlex.quote(str(self.status_file))}"
         subprocess.run(
-            ["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50", "bash", "-c", wrapped],
+            ["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50"]
+            + ["bash", "-c", wrapped],
             check=True,
             env=env,
         )
