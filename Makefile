@@ -19,7 +19,7 @@ test: lint
 
 # e.g. make demo ARGS=--text
 demo: setup
-	$(PY) examples/minimal_worker.py console $(ARGS)
+	bash scripts/demo.sh $(ARGS)
 
 bench: setup
 	$(PY) -m bench.run
