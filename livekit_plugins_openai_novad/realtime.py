@@ -330,6 +330,9 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._cancel_sent = False  # a response.cancel is out for the current response
         self._turn_audio = bytearray()  # the client-VAD turn being sent
         self._unanswered_turn: bytes | None = None  # a committed turn whose reply is not done
+        # the server's conversation item for that turn (from its input_audio_buffer.committed)
+        self._unanswered_item: str | None = None
+        self._awaiting_commit_item = False
 
         super().__init__(realtime_model, turn_detection_disabled=turn_detection_disabled)
         self._realtime_model: RealtimeModel = realtime_model
@@ -547,6 +550,7 @@ class RealtimeSession(UpstreamRealtimeSession):
                 carried.extend(lost.waiters)
             self._inflight.clear()
             self._reset_turn_state()
+            self._drop_unanswered_item()
 
         payload = wire.session_update_payload(
             wire=self.wire,
@@ -621,9 +625,15 @@ class RealtimeSession(UpstreamRealtimeSession):
                     self._on_session_echo(kind == "session.updated", session)
             elif kind == "response.created":
                 self._response_requested = False
+            elif kind == "input_audio_buffer.committed":
+                item_id = event.get("item_id")
+                if self._awaiting_commit_item and isinstance(item_id, str):
+                    self._awaiting_commit_item = False
+                    self._unanswered_item = item_id
             elif kind == "response.done":
                 self._cancel_sent = False
                 self._unanswered_turn = None
+                self._unanswered_item = None
         except Exception:  # a malformed server event must not end the session
             logger.exception("failed to read a server event", extra={"type": event.get("type")})
 
@@ -745,6 +755,23 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._response_requested = False
         self._cancel_sent = False
 
+    def _drop_unanswered_item(self) -> None:
+        """Keep the unanswered turn out of the chat context the reconnect replays.
+
+        ``_on_reconnected`` sends that turn's audio again. Upstream's reconnect also replays
+        the chat context (built right after this full update), where the same turn is a user
+        message holding its transcript: replayed as well, the new conversation would hold the
+        user's turn twice. Called before that replay is built, so it leaves the turn out.
+        """
+        item_id = self._unanswered_item
+        if (
+            self._detector is not None  # the condition under which _on_reconnected re-sends
+            and self._unanswered_turn
+            and item_id is not None
+            and self._remote_chat_ctx.get(item_id) is not None
+        ):
+            self._remote_chat_ctx.delete(item_id)
+
     def _on_reconnected(self, _: Any) -> None:
         if self._detector is None:
             return
@@ -803,6 +830,8 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._response_requested = True
         self._cancel_sent = False
         self._unanswered_turn = turn
+        self._unanswered_item = None  # known once the server's committed event names it
+        self._awaiting_commit_item = True
 
     def _cancel_response(self) -> None:
         self.send_event(wire.response_cancel_event())
