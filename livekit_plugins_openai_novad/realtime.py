@@ -676,6 +676,20 @@ class RealtimeSession(UpstreamRealtimeSession):
             if not fut.done():
                 fut.set_exception(mismatch)
 
+    def _handle_response_done(self, event: Any) -> None:
+        generation = self._current_generation
+        try:
+            super()._handle_response_done(event)
+        finally:
+            # upstream fails the generation's done future when a response ends "failed" or
+            # "incomplete" (e.g. max_output_tokens), but only awaits that future with
+            # max_session_duration set: unretrieved, asyncio logs "Future exception was never
+            # retrieved" when the generation is dropped. The failure itself is reported
+            # (error event / log) by upstream, so mark it retrieved here.
+            done = getattr(generation, "_done_fut", None)
+            if isinstance(done, asyncio.Future) and done.done() and not done.cancelled():
+                done.exception()
+
     def _handle_error(self, event: Any) -> None:
         error = getattr(event, "error", None)
         event_id = getattr(error, "event_id", None)
