@@ -282,3 +282,48 @@ async def test_bad_input_sends_nothing(server: FakeRealtimeServer, bad: dict[str
 async def test_idle_timeout_rejected_on_legacy_wire(server: FakeRealtimeServer) -> None:
     with pytest.raises(ValueError, match="idle_timeout_ms"):
         make_model(server, "beta", turn_detection=novad.ServerVad(idle_timeout_ms=6000))
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_every_update_the_session_sends_validates(
+    server: FakeRealtimeServer, wire: str
+) -> None:
+    from livekit.agents import llm
+
+    @llm.function_tool
+    async def get_weather(city: str) -> str:
+        """Look up the weather in a city."""
+        return "sunny"
+
+    model = make_model(server, wire, turn_detection=novad.ServerVad(threshold=0.6))
+    session = model.session()
+    try:
+        conn = await server.wait_for_connection()
+        await session.update_instructions("Answer in one sentence.")
+        await session.update_tools([get_weather])
+        session.update_options(voice="marin", speed=1.1, turn_detection=None)
+        session.update_options(tool_choice="none")
+        await session.set_turn_detection(novad.SemanticVad(eagerness="high"))
+        updates = session_updates(conn)
+        assert len(updates) == 6
+        oracle = GASessionUpdateEvent if wire == "ga" else BetaSessionUpdateEvent
+        for text, event in updates:
+            parsed = oracle.model_validate_json(text)
+            assert not (parsed.session.model_extra or {}), text
+            assert event["event_id"]
+        # the server accepted them all: one echo each, no error
+        await _confirmed(session)
+        assert not [e for e in conn.sent_events if e["type"] == "error"]
+        echoes = [e for e in conn.sent_events if e["type"] == "session.updated"]
+        assert len(echoes) == 6
+        session_state = conn.session
+        if wire == "ga":
+            assert session_state["instructions"] == "Answer in one sentence."
+            assert session_state["tools"][0]["name"] == "get_weather"
+            assert session_state["audio"]["output"]["speed"] == 1.1
+        else:
+            assert session_state["tools"][0]["name"] == "get_weather"
+            assert session_state["speed"] == 1.1
+    finally:
+        await session.aclose()
+        await model.aclose()
