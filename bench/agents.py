@@ -1,0 +1,144 @@
+"""Room-less ``AgentSession``s for both implementations, on the fake server.
+
+* ``novad``: ``novad.RealtimeModel()`` (default ``ClientVad()``: 500 ms silence window,
+  300 ms prefix padding) in a plain ``AgentSession()``.
+* ``upstream`` (the anchor): ``livekit.plugins.openai.realtime.RealtimeModel(
+  turn_detection=None)`` in ``AgentSession(vad=silero.VAD.load(min_silence_duration=0.5),
+  turn_handling={"turn_detection": "vad"})``: the framework's Silero ends the turns.
+
+Both sessions get ``aec_warmup_duration=None`` (the framework's echo-cancellation warm-up,
+which replaces the user's audio with silence while the agent speaks, is off for both).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from livekit.agents import Agent, AgentSession
+
+from livekit_plugins_openai_novad.testing.agent_io import (
+    RealtimeAudioOutput,
+    WavAudioInput,
+    read_wav,
+)
+
+__all__ = [
+    "Impl",
+    "IMPLS",
+    "SILENCE_WINDOW_S",
+    "FIXTURES",
+    "Fixture",
+    "load_fixture",
+    "BenchSession",
+    "start_session",
+]
+
+Impl = Literal["novad", "upstream"]
+IMPLS: tuple[Impl, ...] = ("novad", "upstream")
+SILENCE_WINDOW_S = 0.5  # novad's ClientVad default; passed to the anchor's Silero
+SR = 24000
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+
+@dataclass(frozen=True)
+class Fixture:
+    name: str
+    pcm: bytes
+    segments: list[tuple[int, int]]  # (first, last voiced sample), energy-measured
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.pcm) // 2
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / SR
+
+    @property
+    def speech_s(self) -> float:
+        return sum(last - first + 1 for first, last in self.segments) / SR
+
+
+def load_fixture(name: str = "three_turns.wav") -> Fixture:
+    data = json.loads((FIXTURES / "speech_segments.json").read_text())
+    segs = [(s["start_sample"], s["end_sample"]) for s in data["files"][name]["segments"]]
+    return Fixture(name, read_wav(FIXTURES / name), segs)
+
+
+@dataclass
+class BenchSession:
+    impl: Impl
+    key: str
+    session: AgentSession
+    agent: Agent
+    model: Any
+    mic: WavAudioInput
+    speaker: RealtimeAudioOutput
+
+    @property
+    def rt(self) -> Any:
+        return self.agent.realtime_llm_session
+
+    def describe(self) -> dict[str, Any]:
+        """How turns are taken in this session (checked, not assumed)."""
+        rt = self.rt
+        activity = getattr(self.agent, "_activity", None)
+        recognition = getattr(activity, "_audio_recognition", None)
+        wired = getattr(recognition, "_vad", None)
+        out: dict[str, Any] = {
+            "model_class": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
+            "agent_session_vad": _qualname(self.session.vad),
+            "agent_session_default_vad": bool(getattr(self.session, "_using_default_vad", False)),
+            "vad_wired_into_turn_taking": _qualname(wired),
+            "rt_capabilities_turn_detection": bool(rt.capabilities.turn_detection),
+        }
+        mode = getattr(rt, "turn_taking_mode", None)
+        if mode is not None:
+            out["turn_taking_mode"] = mode
+        return out
+
+    async def aclose(self) -> None:
+        self.mic.close()
+        await self.session.aclose()
+        await self.model.aclose()
+
+
+def _qualname(obj: Any) -> str | None:
+    return None if obj is None else f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def build_model(impl: Impl, base_url: str, key: str) -> Any:
+    if impl == "novad":
+        import livekit_plugins_openai_novad as novad
+
+        return novad.RealtimeModel(base_url=base_url, api_key=key)
+    from livekit.plugins.openai import realtime as upstream
+
+    return upstream.RealtimeModel(turn_detection=None, base_url=base_url, api_key=key)
+
+
+def build_agent_session(impl: Impl) -> AgentSession:
+    if impl == "novad":
+        return AgentSession(aec_warmup_duration=None)
+    from livekit.plugins import silero
+
+    return AgentSession(
+        vad=silero.VAD.load(min_silence_duration=SILENCE_WINDOW_S),
+        turn_handling={"turn_detection": "vad"},
+        aec_warmup_duration=None,
+    )
+
+
+async def start_session(impl: Impl, base_url: str, key: str) -> BenchSession:
+    model = build_model(impl, base_url, key)
+    session = build_agent_session(impl)
+    mic = WavAudioInput()
+    speaker = RealtimeAudioOutput()
+    session.input.audio = mic
+    session.output.audio = speaker
+    agent = Agent(instructions="You are a benchmark agent.", llm=model)
+    await session.start(agent, record=False)
+    return BenchSession(impl, key, session, agent, model, mic, speaker)
