@@ -109,6 +109,16 @@ class ClientTurnDetector:
     def speaking(self) -> bool:
         return self._speaking
 
+    def take_turn_tail(self) -> bytes:
+        """Mid-turn, the turn's audio not yet released (under one window, waiting to be
+        scored), removed from the gate; empty between turns. For when the server's VAD takes
+        the turn over: these bytes are part of it."""
+        if not self._speaking:
+            return b""
+        tail = bytes(self._pending)
+        self._pending.clear()
+        return tail
+
     def push(self, pcm16: bytes) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
         self._pending += pcm16
