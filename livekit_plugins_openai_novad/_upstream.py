@@ -11,11 +11,15 @@ overrides these upstream methods, each called by upstream code we keep:
   ``session.update`` in pydantic; we convert it through the wire layer instead.
 * ``_append_audio(frames)``: upstream's 100 ms append path (hand-built dicts, no pydantic).
 * ``_handle_error(event)``: server ``error`` events; we claim the ones answering our updates.
+* ``_handle_response_done(event)``: marks a failed generation's future retrieved.
+* ``_create_ws_conn()``: wraps the socket so malformed frames cannot end the session.
+* ``truncate(...)``: skipped for an item the (reconnected) server does not hold.
 
 and reads/writes these attributes: ``_opts`` (the per-session ``_RealtimeOptions`` copy),
 ``_capabilities``, ``_instructions``, ``_bstream``, ``_pushed_duration_s``,
-``_current_generation``, ``_realtime_model``. Server events are observed through upstream's
-public ``openai_server_event_received`` / ``openai_client_event_queued`` session events.
+``_current_generation``, ``_remote_chat_ctx``, ``_realtime_model``. Server events are
+observed through upstream's public ``openai_server_event_received`` /
+``openai_client_event_queued`` session events.
 """
 
 from __future__ import annotations

@@ -127,6 +127,9 @@ class _SentUpdate:
     carries_turn_detection: bool
     expected: TurnDetection | None  # the turn detection the server should hold after it
     waiters: list[asyncio.Future[TurnDetection | None]] = field(default_factory=list)
+    # the session options it changed (attribute -> (before, after)): a rejection undoes them,
+    # so the session does not believe in a value the server never took
+    options: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
 class RealtimeModel(UpstreamRealtimeModel):
@@ -513,6 +516,7 @@ class RealtimeSession(UpstreamRealtimeSession):
             turn_detection=td_arg,
             **fields,
         )
+        changed = {attr: (getattr(opts, attr), value) for attr, value in new_opts.items()}
         for attr, value in new_opts.items():
             setattr(opts, attr, value)
         if td_changed:
@@ -523,6 +527,7 @@ class RealtimeSession(UpstreamRealtimeSession):
             self._requested = turn_detection
             self._mismatch = False
         sent = self._register(payload, carries_td=td_changed)
+        sent.options = changed
         self.send_event(payload)
         self._sync_turn_taking()
         return sent
@@ -698,6 +703,9 @@ class RealtimeSession(UpstreamRealtimeSession):
             super()._handle_error(event)
             return
         self._inflight.remove(sent)
+        for attr, (before, after) in sent.options.items():
+            if getattr(self._opts, attr) == after:  # unless a later update changed it again
+                setattr(self._opts, attr, before)
         code, param = getattr(error, "code", None), getattr(error, "param", None)
         message = getattr(error, "message", "") or ""
         logger.error(
@@ -856,6 +864,26 @@ class RealtimeSession(UpstreamRealtimeSession):
     def _cancel_response(self) -> None:
         self.send_event(wire.response_cancel_event())
         self._cancel_sent = True
+
+    def truncate(
+        self,
+        *,
+        message_id: str,
+        modalities: list[Literal["text", "audio"]],
+        audio_end_ms: int,
+        audio_transcript: NotGivenOr[str] = NOT_GIVEN,
+    ) -> None:
+        if self._remote_chat_ctx.get(message_id) is None:
+            # a reply cut short by a reconnect: the new server session never had that item,
+            # truncating it would only earn an item_truncate_invalid_item_id error
+            logger.debug("not truncating %s: the server does not hold it", message_id)
+            return
+        super().truncate(
+            message_id=message_id,
+            modalities=modalities,
+            audio_end_ms=audio_end_ms,
+            audio_transcript=audio_transcript,
+        )
 
     def interrupt(self) -> None:
         # client VAD already cancelled this response at speech onset; a second cancel would

@@ -933,3 +933,40 @@ async def test_key_never_logged_and_aclose_leaves_no_tasks(
         assert KEY not in record.getMessage()
         assert KEY not in repr(record.__dict__)
     assert "SECRET-12345" not in caplog.text
+
+
+@pytest.mark.timeout(60)
+async def test_rejected_option_is_undone_so_a_retry_is_sent() -> None:
+    """A rejected voice change is not believed: asking again sends it again."""
+    from conftest import make_model
+
+    async with FakeRealtimeServer() as server:
+        model = make_model(server, "ga")
+        session = model.session()
+        errors: list[object] = []
+        session.on("error", errors.append)
+        try:
+            conn = await server.wait_for_connection()
+            await session.set_turn_detection(novad.ServerVad())
+            server.reject_fields = {
+                "session.audio.output.voice": ("invalid_value", "voice is locked")
+            }
+            session.update_options(voice="cedar")
+            await conn.wait_for_sent_event("error", timeout=5)
+            await session.set_turn_detection(None)  # a round trip after the rejection
+            assert errors
+            server.reject_fields = {}
+            session.update_options(voice="cedar")
+            await session.set_turn_detection(novad.ServerVad())
+            voices = [
+                e["session"]["audio"]["output"]["voice"]
+                for e in conn.client_events
+                if e["type"] == "session.update"
+                and "output" in (e["session"].get("audio") or {})
+                and "voice" in e["session"]["audio"]["output"]
+            ]
+            assert voices[-2:] == ["cedar", "cedar"]
+            assert conn.session["audio"]["output"]["voice"] == "cedar"
+        finally:
+            await session.aclose()
+            await model.aclose()
