@@ -78,7 +78,21 @@ def _to_16k(window: bytes) -> np.ndarray:
 
 
 class ClientTurnDetector:
-    """Feeds 24 kHz PCM16 through Silero and returns what the gate must do, in order."""
+    """Feeds 24 kHz PCM16 through Silero and returns what the gate must do, in order.
+
+    Positions are absolute byte offsets in the stream pushed so far. Silero scores fixed
+    32 ms windows; the gate works at byte precision:
+
+    * idle: audio is held (``prefix_padding_ms`` of it plus the onset windows); after
+      ``min_speech_ms`` of voiced windows the turn starts ``prefix_padding_ms`` before the
+      first of them, and the held audio is released;
+    * in a turn, every byte is forwarded as soon as it is pushed (scoring decides only
+      where the turn ends);
+    * at the first unvoiced window the trailing silence is dated from where the speech
+      energy really ended (Silero stays above threshold for a few windows after the last
+      sound), and the turn ends exactly ``silence_duration_ms`` later, checked on every push,
+      unless a voiced window comes first.
+    """
 
     def __init__(
         self,
@@ -98,76 +112,102 @@ class ClientTurnDetector:
         reset = getattr(self._score, "reset", None)
         if reset is not None:
             reset()
-        self._pending = bytearray()  # not yet a whole window
-        self._ring = bytearray()  # recent audio while idle: the next turn's prefix padding
+        self._buf = bytearray()  # pushed audio from _buf_start on (unscored tail included)
+        self._buf_start = 0
+        self._scored = 0  # end of the audio Silero has scored
+        self._sent = 0  # end of the audio released to the server
         self._voiced_run = 0  # consecutive voiced windows while idle
         self._speaking = False
-        self._silence_sent = 0  # trailing silence bytes already sent in this turn
+        self._deadline: int | None = None  # in trailing silence: where the turn ends
+        self._loud_end = 0  # end of the last 10 ms of the turn above the energy threshold
+        self._peak_db = _FLOOR_DB
         self.last_probability = 0.0
 
     @property
     def speaking(self) -> bool:
         return self._speaking
 
-    def take_turn_tail(self) -> bytes:
-        """Mid-turn, the turn's audio not yet released (under one window, waiting to be
-        scored), removed from the gate; empty between turns. For when the server's VAD takes
-        the turn over: these bytes are part of it."""
-        if not self._speaking:
-            return b""
-        tail = bytes(self._pending)
-        self._pending.clear()
-        return tail
-
     def push(self, pcm16: bytes) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
-        self._pending += pcm16
-        n_windows = len(self._pending) // WINDOW_BYTES
-        for i in range(n_windows):
-            window = bytes(self._pending[i * WINDOW_BYTES : (i + 1) * WINDOW_BYTES])
-            self._window(window, actions)
-        del self._pending[: n_windows * WINDOW_BYTES]
+        self._buf += pcm16
+        end = self._buf_start + len(self._buf)
+        while self._scored + WINDOW_BYTES <= end:
+            self._window(actions)
+        if self._speaking:
+            self._release(end if self._deadline is None else min(end, self._deadline), actions)
+            if self._deadline is not None and end >= self._deadline:
+                self._end_turn(actions)
+        self._trim()
         return actions
 
-    def _window(self, window: bytes, actions: list[tuple[GateAction, bytes]]) -> None:
+    def _bytes(self, start: int, stop: int) -> bytes:
+        return bytes(self._buf[start - self._buf_start : stop - self._buf_start])
+
+    def _release(self, upto: int, actions: list[tuple[GateAction, bytes]]) -> None:
+        if upto > self._sent:
+            actions.append((GateAction.SEND, self._bytes(self._sent, upto)))
+            self._sent = upto
+
+    def _window(self, actions: list[tuple[GateAction, bytes]]) -> None:
+        start = self._scored
+        window = self._bytes(start, start + WINDOW_BYTES)
+        self._scored = start + WINDOW_BYTES
         p = float(self._score(_to_16k(window)))
         self.last_probability = p
         voiced = p >= self._opts.threshold
 
         if not self._speaking:
-            self._ring += window
             self._voiced_run = self._voiced_run + 1 if voiced else 0
             if self._voiced_run >= self._onset_windows:
-                onset = len(self._ring) - self._voiced_run * WINDOW_BYTES
-                start = max(0, onset - self._prefix_bytes)
-                actions.append((GateAction.SPEECH_STARTED, b""))
-                actions.append((GateAction.SEND, bytes(self._ring[start:])))
-                self._ring.clear()
-                self._voiced_run = 0
+                onset = self._scored - self._voiced_run * WINDOW_BYTES
+                # never re-send what an earlier turn already took as its trailing silence
+                self._sent = max(self._sent, self._buf_start, onset - self._prefix_bytes)
                 self._speaking = True
-                self._silence_sent = 0
-            else:
-                keep = self._prefix_bytes + self._onset_windows * WINDOW_BYTES
-                if len(self._ring) > keep:
-                    del self._ring[: len(self._ring) - keep]
+                self._deadline = None
+                self._voiced_run = 0
+                self._loud_end = self._scored
+                self._peak_db = _FLOOR_DB
+                actions.append((GateAction.SPEECH_STARTED, b""))
             return
 
+        levels = _subframe_db(window)
+        self._peak_db = max(self._peak_db, float(levels.max()))
+        threshold = max(_FLOOR_DB, self._peak_db - _BELOW_PEAK_DB)
+        loud = np.flatnonzero(levels >= threshold)
+        if loud.size:
+            self._loud_end = start + (int(loud[-1]) + 1) * _SUBFRAME_BYTES
         if voiced:
-            self._silence_sent = 0
-            actions.append((GateAction.SEND, window))
-            return
+            self._deadline = None
+            self._loud_end = max(self._loud_end, self._scored - _MAX_TAIL_BYTES)
+        elif self._deadline is None:
+            # Silero lags the sound by a few windows: date the silence from the energy
+            self._deadline = max(self._loud_end, self._scored - WINDOW_BYTES - _MAX_TAIL_BYTES)
+            self._deadline += self._silence_bytes
 
-        # trailing silence: send exactly silence_duration_ms of it, then end the turn
-        room = self._silence_bytes - self._silence_sent
-        if len(window) < room:
-            self._silence_sent += len(window)
-            actions.append((GateAction.SEND, window))
-            return
-        if room > 0:
-            actions.append((GateAction.SEND, window[:room]))
+    def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         actions.append((GateAction.SPEECH_STOPPED, b""))
         self._speaking = False
-        self._silence_sent = 0
-        # what is left of the window is silence before the next turn: it may be its prefix
-        self._ring = bytearray(window[room:])
+        self._deadline = None
         self._voiced_run = 0
+
+    def _trim(self) -> None:
+        # keep what the next turn may need: its prefix padding and its onset windows
+        keep_from = self._scored - self._prefix_bytes - self._onset_windows * WINDOW_BYTES
+        if self._speaking:
+            keep_from = min(keep_from, self._sent, self._scored - WINDOW_BYTES)
+        drop = min(keep_from, self._scored) - self._buf_start
+        if drop > 0:
+            del self._buf[:drop]
+            self._buf_start += drop
+
+
+_SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the silence start
+_FLOOR_DB = -50.0  # quieter than this is silence, however quiet the speaker
+_BELOW_PEAK_DB = 35.0  # ...and so is anything this far below the turn's loudest sound
+_MAX_TAIL_BYTES = 4 * WINDOW_BYTES  # how far back the energy may date the silence
+
+
+def _subframe_db(window: bytes) -> np.ndarray:
+    x = np.frombuffer(window, dtype=np.int16).astype(np.float32).reshape(3, -1)
+    rms = np.sqrt(np.mean(x * x, axis=1)) / 32768.0
+    return np.asarray(20.0 * np.log10(rms + 1e-9))

@@ -763,13 +763,9 @@ class RealtimeSession(UpstreamRealtimeSession):
             self._bstream.clear()  # audio from before the switch was cleared on the server
             self._turn_audio.clear()
         elif not client and self._detector is not None:
-            # the server gets continuous audio from here on; mid-turn, the gate still holds
-            # the turn's last few ms (under one VAD window): they belong to the turn the
-            # server's VAD now finishes, so they go first instead of leaving a gap in it
-            tail = self._detector.take_turn_tail()
+            # the server gets continuous audio from here on (mid-turn, the gate has already
+            # forwarded every byte of the turn, so the server's VAD finishes it without a gap)
             self._detector = None
-            if tail:
-                self._append_audio(self._bstream.write(tail))
         self._opts.turn_detection = _to_upstream_td(effective)
         self._capabilities.turn_detection = not self._framework_turns and (
             effective is None or _server_answers(effective)
