@@ -13,10 +13,12 @@ which replaces the user's audio with silence while the agent speaks, is off for 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from livekit import rtc
 from livekit.agents import Agent, AgentSession
 
 from livekit_plugins_openai_novad.testing.agent_io import (
@@ -33,6 +35,7 @@ __all__ = [
     "Fixture",
     "load_fixture",
     "BenchSession",
+    "MeteredAudioOutput",
     "start_session",
 ]
 
@@ -68,6 +71,33 @@ def load_fixture(name: str = "three_turns.wav") -> Fixture:
     return Fixture(name, read_wav(FIXTURES / name), segs)
 
 
+class MeteredAudioOutput(RealtimeAudioOutput):
+    """The real-time speaker, plus underrun accounting.
+
+    An underrun is a reply frame that reaches the speaker after everything captured before it
+    in the same segment has already played out (the speaker ran dry mid-reply).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = 0
+        self.underruns = 0
+        self.max_gap_s = 0.0
+        self.t_window: float | None = None  # count only frames after this instant
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        now = time.perf_counter()
+        cur = self._current
+        if self.t_window is not None and now >= self.t_window:
+            self.frames += 1
+            if cur is not None:
+                gap = now - (cur.started_at + cur.captured_s)
+                if gap > 0:
+                    self.underruns += 1
+                    self.max_gap_s = max(self.max_gap_s, gap)
+        await super().capture_frame(frame)
+
+
 @dataclass
 class BenchSession:
     impl: Impl
@@ -76,7 +106,7 @@ class BenchSession:
     agent: Agent
     model: Any
     mic: WavAudioInput
-    speaker: RealtimeAudioOutput
+    speaker: MeteredAudioOutput
 
     @property
     def rt(self) -> Any:
@@ -136,7 +166,7 @@ async def start_session(impl: Impl, base_url: str, key: str) -> BenchSession:
     model = build_model(impl, base_url, key)
     session = build_agent_session(impl)
     mic = WavAudioInput()
-    speaker = RealtimeAudioOutput()
+    speaker = MeteredAudioOutput()
     session.input.audio = mic
     session.output.audio = speaker
     agent = Agent(instructions="You are a benchmark agent.", llm=model)

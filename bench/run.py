@@ -54,6 +54,7 @@ def machine_info() -> dict[str, Any]:
     except AttributeError:
         usable = os.cpu_count()
     return {
+        "loadavg_at_start": list(os.getloadavg()),
         "nproc": usable,
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model,
@@ -151,8 +152,10 @@ def _p2_line(r: dict[str, Any]) -> str:
         f"CPU {r['cpu_percent']:.1f}% ({r['cpu_percent_per_session']:.2f}%/session), "
         f"lag p99 {r['loop_lag']['p99'] * 1000:.1f} ms max {r['loop_lag']['max'] * 1000:.0f} ms, "
         f"turns {r['turns_answered']}/{r['turns_expected']}, "
-        f"late {r['input_frames_late']} underrun {r['input_frames_underrun']}, "
+        f"input late {r['input_frames_late']} / >100ms {r['input_frames_underrun']}, "
+        f"output underruns {r['output_underruns']}, "
         f"real time {'kept' if r['keeps_real_time'] else 'LOST'}"
+        f"{'' if r['keeps_real_time_strict'] else ' (strict: lost)'}"
     )
 
 
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         results["profile"] = prof
 
     results["total_s"] = time.perf_counter() - t_start
+    results["machine"]["loadavg_at_end"] = list(os.getloadavg())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(_slim(results), indent=1) + "\n")
