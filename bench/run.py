@@ -171,7 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--switches", type=int, default=240, help="P3 switches per implementation")
     ap.add_argument("--profile-n", type=int, default=50, help="cProfile step size (0 = none)")
     ap.add_argument("--out", default=str(BENCH), help="where RESULTS.md/results.json go")
+    ap.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        help="measure nothing: rewrite RESULTS.md (in --out) from an earlier results.json",
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        res = json.loads(Path(args.render).read_text())
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "RESULTS.md").write_text(render(res))
+        return 0
     steps = [int(x) for x in args.steps.split(",") if x.strip()]
     argv_shown = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python -m bench.run", *argv_shown])
