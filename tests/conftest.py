@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,3 +56,19 @@ def wire_turn_detection(wire: str, event: dict[str, Any]) -> tuple[bool, Any]:
         audio_in = (session.get("audio") or {}).get("input") or {}
         return "turn_detection" in audio_in, audio_in.get("turn_detection")
     return "turn_detection" in session, session.get("turn_detection")
+
+
+async def until_confirmed(session: novad.RealtimeSession, timeout: float = 5.0) -> None:
+    """Until the server has echoed every turn detection sent so far (event driven)."""
+    ev = asyncio.Event()
+
+    def check(*_: Any) -> None:
+        if session.turn_detection_confirmed:
+            ev.set()
+
+    session.on("turn_detection_confirmed", check)
+    check()
+    try:
+        await asyncio.wait_for(ev.wait(), timeout)
+    finally:
+        session.off("turn_detection_confirmed", check)

@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 from agent_harness import AgentRun, agent_run
-from conftest import FIXTURES, session_updates, speech_segments, wire_turn_detection
+from conftest import (
+    FIXTURES,
+    session_updates,
+    speech_segments,
+    until_confirmed,
+    wire_turn_detection,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from livekit import rtc
@@ -63,22 +69,6 @@ def _frame(pcm: bytes) -> rtc.AudioFrame:
     return rtc.AudioFrame(
         data=pcm, sample_rate=SR, num_channels=1, samples_per_channel=len(pcm) // 2
     )
-
-
-async def _confirmed(session: novad.RealtimeSession, timeout: float = 5.0) -> None:
-    """Until the server has echoed everything sent so far."""
-    ev = asyncio.Event()
-
-    def check(*_: Any) -> None:
-        if session.turn_detection_confirmed:
-            ev.set()
-
-    session.on("turn_detection_confirmed", check)
-    check()
-    try:
-        await asyncio.wait_for(ev.wait(), timeout)
-    finally:
-        session.off("turn_detection_confirmed", check)
 
 
 @contextlib.contextmanager
@@ -301,7 +291,7 @@ async def test_rejected_update_is_a_recoverable_error(
             session.on("error", errors.append)
             try:
                 conn = await server.wait_for_connection()
-                await _confirmed(session)
+                await until_confirmed(session)
                 server.reject_fields = {param: ("invalid_value", "Voice 'ash' is not available.")}
                 with _next_event(session, "error") as error:
                     session.update_options(voice="ash")
@@ -591,7 +581,7 @@ class _FuzzTarget:
         self.session.on("openai_server_event_received", self._on_event)
         self.session.on("error", self.errors.append)
         self.conn = await self.server.wait_for_connection()
-        await _confirmed(self.session)
+        await until_confirmed(self.session)
 
     def _on_event(self, event: dict[str, Any]) -> None:
         self._received += 1
@@ -712,7 +702,7 @@ async def test_soak_thousand_toggles_under_live_audio(
             session.on("error", errors.append)
             try:
                 conn = await server.wait_for_connection()
-                await _confirmed(session)
+                await until_confirmed(session)
                 assert session.turn_taking_mode == "client_vad"
 
                 # stretch k = audio between toggle k and toggle k+1; 0 = before the first
@@ -879,7 +869,7 @@ async def test_key_never_logged_and_aclose_leaves_no_tasks(
             errors: list[Any] = []
             session.on("error", errors.append)
             conn = await server.wait_for_connection()
-            await _confirmed(session)
+            await until_confirmed(session)
             assert conn.headers.get("Authorization") == f"Bearer {KEY}"  # the key was used
 
             # a rejected update
@@ -899,7 +889,7 @@ async def test_key_never_logged_and_aclose_leaves_no_tasks(
                 conn2 = await server.wait_for_connection(2)
                 await asyncio.wait_for(reconnected, 10)
             assert conn2.headers.get("Authorization") == f"Bearer {KEY}"
-            await _confirmed(session)
+            await until_confirmed(session)
             # audio in both modes
             for i in range(0, len(wav) - 479, 480):
                 session.push_audio(_frame(wav[i : i + 480]))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
-from conftest import make_model, session_updates, wire_turn_detection
+from conftest import make_model, session_updates, until_confirmed, wire_turn_detection
 from openai.types.beta.realtime.session_update_event import (
     SessionUpdateEvent as BetaSessionUpdateEvent,
 )
@@ -20,22 +19,6 @@ pytestmark = pytest.mark.timeout(60)
 WIRES = ["ga", "beta"]
 
 
-async def _confirmed(session: novad.RealtimeSession) -> None:
-    """Wait for the echo of everything sent so far (event driven)."""
-    ev = asyncio.Event()
-
-    def check(*_: Any) -> None:
-        if session.turn_detection_confirmed:
-            ev.set()
-
-    session.on("turn_detection_confirmed", check)
-    check()
-    try:
-        await asyncio.wait_for(ev.wait(), 5)
-    finally:
-        session.off("turn_detection_confirmed", check)
-
-
 @pytest.mark.parametrize("wire", WIRES)
 async def test_first_update_carries_null_and_echo_confirms_off(
     server: FakeRealtimeServer, wire: str
@@ -45,7 +28,7 @@ async def test_first_update_carries_null_and_echo_confirms_off(
     try:
         conn = await server.wait_for_connection()
         assert conn.wire == wire
-        await _confirmed(session)
+        await until_confirmed(session)
         text, first = session_updates(conn)[0]
         if wire == "ga":
             assert '"input": {' in text and '"turn_detection": null' in text
@@ -69,7 +52,7 @@ async def test_default_is_off(server: FakeRealtimeServer) -> None:
     session = model.session()
     try:
         conn = await server.wait_for_connection()
-        await _confirmed(session)
+        await until_confirmed(session)
         _, first = session_updates(conn)[0]
         assert first["session"]["audio"]["input"]["turn_detection"] is None
     finally:
@@ -87,7 +70,7 @@ async def test_switching_sequence_round_trips_sparse(
     session.on("turn_detection_confirmed", confirmations.append)
     try:
         conn = await server.wait_for_connection()
-        await _confirmed(session)
+        await until_confirmed(session)
         sequence: list[novad.TurnDetection | None] = [
             novad.ServerVad(silence_duration_ms=700),
             None,
@@ -145,11 +128,11 @@ async def test_model_update_options_reaches_every_session(
     model = make_model(server, wire)
     s1, s2 = model.session(), model.session()
     try:
-        await _confirmed(s1)
-        await _confirmed(s2)
+        await until_confirmed(s1)
+        await until_confirmed(s2)
         model.update_options(turn_detection=novad.ServerVad(silence_duration_ms=650))
-        await _confirmed(s1)
-        await _confirmed(s2)
+        await until_confirmed(s1)
+        await until_confirmed(s2)
         for conn in server.connections:
             assert conn.turn_detection is not None
             assert conn.turn_detection["silence_duration_ms"] == 650
@@ -168,7 +151,7 @@ async def test_server_ignoring_null_is_a_mismatch(wire: str) -> None:
         mismatches: list[novad.TurnDetectionMismatch] = []
         session.on("turn_detection_mismatch", mismatches.append)
         try:
-            await _confirmed(session)
+            await until_confirmed(session)
             with pytest.raises(novad.TurnDetectionMismatch) as info:
                 await session.set_turn_detection(None)
             assert info.value.requested is None
@@ -196,7 +179,7 @@ async def test_server_rejection_raises_with_code_and_param(wire: str) -> None:
         errors: list[Any] = []
         session.on("error", errors.append)
         try:
-            await _confirmed(session)
+            await until_confirmed(session)
             server.reject_fields = {param: ("invalid_value", "Turn detection is not allowed.")}
             with pytest.raises(novad.TurnDetectionRejected) as info:
                 await session.set_turn_detection(novad.SemanticVad())
@@ -221,7 +204,7 @@ async def test_reconnect_restates_turn_detection(wire: str) -> None:
         model = make_model(server, wire, turn_detection=None)
         session = model.session()
         try:
-            await _confirmed(session)
+            await until_confirmed(session)
             await session.set_turn_detection(novad.ServerVad(silence_duration_ms=900))
             await session.set_turn_detection(None)
             server.drop_connections()
@@ -231,7 +214,7 @@ async def test_reconnect_restates_turn_detection(wire: str) -> None:
             present, value = wire_turn_detection(wire, first)
             assert present and value is None
             assert '"turn_detection": null' in text
-            await _confirmed(session)
+            await until_confirmed(session)
             assert conn2.turn_detection is None
             # and a non-null value is restated too
             await session.set_turn_detection(novad.ServerVad(silence_duration_ms=900))
@@ -262,7 +245,7 @@ async def test_bad_input_sends_nothing(server: FakeRealtimeServer, bad: dict[str
     session = model.session()
     try:
         conn = await server.wait_for_connection()
-        await _confirmed(session)
+        await until_confirmed(session)
         n = len(conn.received_text_frames)
         with pytest.raises(ValueError):
             session.update_options(turn_detection=bad)
@@ -312,7 +295,7 @@ async def test_every_update_the_session_sends_validates(
             assert not (parsed.session.model_extra or {}), text
             assert event["event_id"]
         # the server accepted them all: one echo each, no error
-        await _confirmed(session)
+        await until_confirmed(session)
         assert not [e for e in conn.sent_events if e["type"] == "error"]
         echoes = [e for e in conn.sent_events if e["type"] == "session.updated"]
         assert len(echoes) == 6
