@@ -4,8 +4,10 @@ Runs while the server is not detecting turns. Audio is cut into 32 ms windows of
 24 kHz stream the server receives; each window is scored by Silero (at 16 kHz, after an exact
 3:2 interpolation, so a window boundary in the VAD is a sample boundary on the wire). The
 gate decisions are therefore sample exact: a turn sends ``prefix_padding_ms`` before the
-detected onset, every speech sample, and exactly ``silence_duration_ms`` of trailing silence;
-the silence between turns is never sent. Bytes are forwarded unmodified and in order.
+detected onset, every speech sample, and ``silence_duration_ms`` of trailing silence counted
+from where the speech energy ended (at least Silero's lag, one to four windows, for windows
+shorter than that); the silence between turns is never sent. Bytes are forwarded unmodified
+and in order, and the result does not depend on how the audio is split into pushes.
 
 Inference runs inline: one Silero window costs ~0.1 ms, less than a thread hop would add.
 """
@@ -68,9 +70,8 @@ class GateAction(Enum):
 _F32_SCALE = np.float32(1.0 / 32768.0)
 
 
-def _to_16k(window: bytes) -> np.ndarray:
-    """24 kHz -> 16 kHz for one window: sample 1.5*n, linear between neighbours."""
-    x = np.frombuffer(window, dtype=np.int16).astype(np.float32) * _F32_SCALE
+def _to_16k(x: np.ndarray) -> np.ndarray:
+    """24 kHz -> 16 kHz for one window (float, full scale 1): sample 1.5*n, linear between."""
     y = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.float32)
     y[0::2] = x[0::3]
     y[1::2] = (x[1::3] + x[2::3]) * 0.5
@@ -121,14 +122,21 @@ class ClientTurnDetector:
         self._deadline: int | None = None  # in trailing silence: where the turn ends
         self._loud_end = 0  # end of the last 10 ms of the turn above the energy threshold
         self._peak_db = _FLOOR_DB
-        self.last_probability = 0.0
 
     @property
     def speaking(self) -> bool:
         return self._speaking
 
-    def push(self, pcm16: bytes) -> list[tuple[GateAction, bytes]]:
+    def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
+        data = memoryview(pcm16).cast("B")
+        # in 10 ms steps, so a long push decides exactly as the same audio in 10 ms frames
+        for i in range(0, len(data), _STEP_BYTES):
+            self._step(data[i : i + _STEP_BYTES], actions)
+        self._trim()
+        return actions
+
+    def _step(self, pcm16: memoryview, actions: list[tuple[GateAction, bytes]]) -> None:
         self._buf += pcm16
         end = self._buf_start + len(self._buf)
         while self._scored + WINDOW_BYTES <= end:
@@ -137,8 +145,6 @@ class ClientTurnDetector:
             self._release(end if self._deadline is None else min(end, self._deadline), actions)
             if self._deadline is not None and end >= self._deadline:
                 self._end_turn(actions)
-        self._trim()
-        return actions
 
     def _bytes(self, start: int, stop: int) -> bytes:
         return bytes(self._buf[start - self._buf_start : stop - self._buf_start])
@@ -152,9 +158,8 @@ class ClientTurnDetector:
         start = self._scored
         window = self._bytes(start, start + WINDOW_BYTES)
         self._scored = start + WINDOW_BYTES
-        p = float(self._score(_to_16k(window)))
-        self.last_probability = p
-        voiced = p >= self._opts.threshold
+        x = np.frombuffer(window, dtype=np.int16).astype(np.float32) * _F32_SCALE
+        voiced = float(self._score(_to_16k(x))) >= self._opts.threshold
 
         if not self._speaking:
             self._voiced_run = self._voiced_run + 1 if voiced else 0
@@ -170,7 +175,7 @@ class ClientTurnDetector:
                 actions.append((GateAction.SPEECH_STARTED, b""))
             return
 
-        levels = _subframe_db(window)
+        levels = _subframe_db(x)
         self._peak_db = max(self._peak_db, float(levels.max()))
         threshold = max(_FLOOR_DB, self._peak_db - _BELOW_PEAK_DB)
         loud = np.flatnonzero(levels >= threshold)
@@ -194,20 +199,22 @@ class ClientTurnDetector:
         # keep what the next turn may need: its prefix padding and its onset windows
         keep_from = self._scored - self._prefix_bytes - self._onset_windows * WINDOW_BYTES
         if self._speaking:
-            keep_from = min(keep_from, self._sent, self._scored - WINDOW_BYTES)
-        drop = min(keep_from, self._scored) - self._buf_start
+            keep_from = min(keep_from, self._sent)
+        drop = keep_from - self._buf_start
         if drop > 0:
             del self._buf[:drop]
             self._buf_start += drop
 
 
+_STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
 _SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the silence start
 _FLOOR_DB = -50.0  # quieter than this is silence, however quiet the speaker
 _BELOW_PEAK_DB = 35.0  # ...and so is anything this far below the turn's loudest sound
 _MAX_TAIL_BYTES = 4 * WINDOW_BYTES  # how far back the energy may date the silence
 
 
-def _subframe_db(window: bytes) -> np.ndarray:
-    x = np.frombuffer(window, dtype=np.int16).astype(np.float32).reshape(3, -1)
-    rms = np.sqrt(np.mean(x * x, axis=1)) / 32768.0
+def _subframe_db(x: np.ndarray) -> np.ndarray:
+    """dBFS of the window's three ~10.7 ms thirds (``x`` at full scale 1)."""
+    thirds = x.reshape(3, -1)
+    rms = np.sqrt(np.mean(thirds * thirds, axis=1))
     return np.asarray(20.0 * np.log10(rms + 1e-9))

@@ -59,3 +59,23 @@ def test_a_click_does_not_start_a_turn_and_silence_sends_nothing() -> None:
     assert out == []
     click = (b"\xff\x7f" * 24) + bytes(SR * 2)  # 1 ms full-scale click, then silence
     assert [a for a, _ in det.push(click)] == []
+
+
+def _gate_output(pcm: bytes, step_bytes: int) -> tuple[bytes, list[tuple[GateAction, int]]]:
+    det = ClientTurnDetector(ClientVad())
+    sent = bytearray()
+    marks: list[tuple[GateAction, int]] = []  # (event, bytes sent before it)
+    for i in range(0, len(pcm), step_bytes):
+        for action, data in det.push(pcm[i : i + step_bytes]):
+            if action is GateAction.SEND:
+                sent += data
+            else:
+                marks.append((action, len(sent)))
+    return bytes(sent), marks
+
+
+def test_decisions_do_not_depend_on_push_size() -> None:
+    pcm = read_wav(FIXTURES / "three_turns.wav")
+    reference = _gate_output(pcm, 480)  # 10 ms frames
+    for step in (2 * 7 * 24, 4800, 24000, 48000 * 3):  # 7 ms, 100 ms, 500 ms, 3 s pushes
+        assert _gate_output(pcm, step) == reference, step
