@@ -4,8 +4,10 @@
     python examples/minimal_worker.py console --text   # type to it
     python examples/minimal_worker.py start            # serve calls from a LiveKit server
 
-Without OPENAI_API_KEY (and no Azure settings) it runs against the bundled offline emulator,
-which answers in canned speech, so the demo works on a machine with no key and no network.
+With OPENAI_API_KEY it talks to OpenAI (OPENAI_BASE_URL for another endpoint); with
+AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT (+ AZURE_OPENAI_DEPLOYMENT, and OPENAI_API_VERSION
+for the legacy api-version endpoint) to Azure. With neither it runs against the bundled offline
+emulator, which answers in canned speech: the demo works with no key and no network.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ def prewarm(proc: JobProcess) -> None:
     novad.prewarm(proc)  # load Silero once per worker process
 
 
+def realtime_model() -> novad.RealtimeModel:
+    # turn_detection=None is the default: server VAD off, turns detected here with Silero
+    if not os.environ.get("OPENAI_API_KEY") and os.environ.get("AZURE_OPENAI_API_KEY"):
+        return novad.RealtimeModel.with_azure(
+            azure_deployment=os.environ.get("AZURE_OPENAI_DEPLOYMENT", "gpt-realtime")
+        )
+    return novad.RealtimeModel()
+
+
 async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession()
     agent = Agent(
         instructions="You are a friendly voice assistant. Keep your answers short.",
-        # turn_detection=None is the default: server VAD off, turns detected here with Silero
-        llm=novad.RealtimeModel(),
+        llm=realtime_model(),
     )
     await session.start(agent, room=ctx.room)
 

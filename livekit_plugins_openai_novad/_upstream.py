@@ -7,19 +7,24 @@ overrides these upstream methods, each called by upstream code we keep:
 * ``_create_session_update_event()``: called by upstream ``__init__`` (the first
   ``session.update``) and by the reconnect routine (the first event on a new socket).
 * ``_create_tools_update_event(tools)``: ``update_tools`` and the reconnect routine.
-* ``_wrap_session_update(event_id, session)``: any remaining upstream path that would wrap a
-  ``session.update`` in pydantic; we convert it through the wire layer instead.
 * ``_append_audio(frames)``: upstream's 100 ms append path (hand-built dicts, no pydantic).
 * ``_handle_error(event)``: server ``error`` events; we claim the ones answering our updates.
 * ``_handle_response_done(event)``: marks a failed generation's future retrieved.
 * ``_create_ws_conn()``: wraps the socket so malformed frames cannot end the session.
 * ``truncate(...)``: skipped for an item the (reconnected) server does not hold.
 
-and reads/writes these attributes: ``_opts`` (the per-session ``_RealtimeOptions`` copy),
-``_capabilities``, ``_instructions``, ``_bstream``, ``_pushed_duration_s``,
-``_current_generation``, ``_remote_chat_ctx``, ``_realtime_model``. Server events are
-observed through upstream's public ``openai_server_event_received`` /
-``openai_client_event_queued`` session events.
+(``update_options``, ``update_instructions``, ``push_audio``, ``commit_audio``,
+``clear_audio`` and ``interrupt`` are overridden too; they are upstream's public API.) It
+reads/writes these attributes: ``_opts`` (the per-session ``_RealtimeOptions`` copy),
+``_capabilities``, ``_instructions``, ``_bstream``, ``_pushed_duration_s``, ``_msg_ch`` (the
+send queue, drained of stale turn audio after a reconnect), ``_current_generation`` and its
+``_done_fut``, ``_remote_chat_ctx``, ``_realtime_model`` (``_provider_label``); the model's
+``_opts``, ``_capabilities`` and ``_sessions``; and calls ``_resample_audio``,
+``_convert_tools_to_oai``, ``_emit_error`` and ``_is_fatal_error``. All ``session.update``
+events upstream would build go through the overrides above, so upstream's pydantic
+``_wrap_session_update`` is never reached. Server and client events are observed through
+upstream's ``openai_server_event_received`` / ``openai_client_event_queued`` /
+``session_reconnected`` session events.
 """
 
 from __future__ import annotations
@@ -29,21 +34,18 @@ from livekit.agents.llm._realtime.openai_utils import (
     to_audio_transcription,
     to_noise_reduction,
     to_oai_tool_choice,
-    to_turn_detection,
 )
 from livekit.plugins.openai.realtime import RealtimeModel as UpstreamRealtimeModel
 from livekit.plugins.openai.realtime import RealtimeSession as UpstreamRealtimeSession
 
 DEFAULT_VOICE = upstream_impl.DEFAULT_VOICE
-ResponseGeneration = upstream_impl._ResponseGeneration
 
 __all__ = [
     "UpstreamRealtimeModel",
     "UpstreamRealtimeSession",
     "DEFAULT_VOICE",
-    "ResponseGeneration",
     "to_audio_transcription",
     "to_noise_reduction",
     "to_oai_tool_choice",
-    "to_turn_detection",
+    "upstream_impl",
 ]

@@ -32,8 +32,7 @@ class ProbeResult:
     url: str
     wire: str
     created_turn_detection: Any = None
-    requested_turn_detection: Any = None
-    confirmed_turn_detection: Any = None
+    confirmed_turn_detection: Any = None  # after sending turn_detection: null
     error: dict[str, Any] | None = field(default=None)
     reason: str = ""
 
@@ -121,7 +120,7 @@ async def probe(
                 if created is None:
                     return fail(_closed_reason(ws))
                 if created.get("type") == "error":
-                    return fail(_error_reason(created), created.get("error"))
+                    return fail(_error_reason(created), _as_dict(created.get("error")))
                 if created.get("type") != "session.created":
                     return fail(f"unexpected first event {created.get('type')!r}")
                 _, result.created_turn_detection = wire.session_turn_detection(
@@ -136,7 +135,7 @@ async def probe(
                         return fail(_closed_reason(ws))
                     kind = event.get("type")
                     if kind == "error":
-                        return fail(_error_reason(event), event.get("error"))
+                        return fail(_error_reason(event), _as_dict(event.get("error")))
                     if kind == "session.updated":
                         break
                 present, echoed = wire.session_turn_detection(
@@ -172,10 +171,16 @@ async def _next_event(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> di
 
 
 def _error_reason(event: dict[str, Any]) -> str:
-    err = event.get("error") or {}
+    err = event.get("error")
+    if not isinstance(err, dict):
+        return f"server error: {json.dumps(err)}"
     return (
         f"server error {err.get('code')!s} (param {err.get('param')!s}): {err.get('message', '')}"
     )
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 def _closed_reason(ws: aiohttp.ClientWebSocketResponse) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 
 import aiohttp
 from livekit import rtc
-from livekit.agents import APIError, llm
+from livekit.agents import APIError, llm, utils
 from livekit.agents.types import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
@@ -61,7 +61,7 @@ TurnTakingMode = Literal["server", "client_vad", "push_to_talk", "framework"]
 turn detector, because the user configured one)."""
 
 _DEFAULT_CLIENT_VAD = ClientVad()
-_CHUNK_BYTES = wire.SAMPLE_RATE // 10 * 2  # 100 ms of PCM16, upstream's append size
+_TURN_RESPONSE_PREFIX = "turn_response_"  # event ids of the response.create client VAD sends
 _MIN_COMMIT_S = 0.1  # the server rejects commits under 100 ms (input_audio_buffer_commit_empty)
 
 _UPSTREAM_TD_ADAPTER: TypeAdapter[Any] | None = None
@@ -81,6 +81,13 @@ def _to_upstream_td(td: TurnDetection | None) -> Any:
 
 def _server_answers(td: TurnDetection | None) -> bool:
     return td is not None and td.create_response is not False
+
+
+def _answers_turns(td: TurnDetection | None) -> bool:
+    """``capabilities.turn_detection``: the session (server, client VAD, or the app in
+    push-to-talk) answers turns itself, so the AgentSession must not add its default VAD; it
+    can still take turn taking over (``turn_detection_disabled``) when the user configures it."""
+    return td is None or _server_answers(td)
 
 
 def _wire_of(opts: Any) -> wire.Wire:
@@ -127,9 +134,9 @@ class _SentUpdate:
     carries_turn_detection: bool
     expected: TurnDetection | None  # the turn detection the server should hold after it
     waiters: list[asyncio.Future[TurnDetection | None]] = field(default_factory=list)
-    # the session options it changed (attribute -> (before, after)): a rejection undoes them,
-    # so the session does not believe in a value the server never took
-    options: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    # what it changed on our side, as (object, attribute, before, after): a rejection undoes
+    # it, so the session does not believe in (or restate on reconnect) a value never taken
+    rollback: list[tuple[Any, str, Any, Any]] = field(default_factory=list)
 
 
 class RealtimeModel(UpstreamRealtimeModel):
@@ -200,10 +207,7 @@ class RealtimeModel(UpstreamRealtimeModel):
         wire.session_update_payload(
             wire=self.wire, turn_detection=td, **_full_session_fields(self._opts, None)
         )
-        # the session answers turns itself whenever the server does not (client VAD, or the
-        # app in push-to-talk), so the AgentSession must not add its default VAD; it can still
-        # take turn taking over (turn_detection_disabled) when the user configures their own
-        self._capabilities.turn_detection = td is None or _server_answers(td)
+        self._capabilities.turn_detection = _answers_turns(td)
         self._capabilities.can_disable_turn_detection = True
 
     @property
@@ -234,7 +238,7 @@ class RealtimeModel(UpstreamRealtimeModel):
             azure_deployment=azure_deployment, turn_detection=_to_upstream_td(td), **kwargs
         )
         model._client_vad = client_vad
-        model._capabilities.turn_detection = td is None or _server_answers(td)
+        # upstream's with_azure pins this to False once a turn detection is given
         model._capabilities.can_disable_turn_detection = True
         return cast(RealtimeModel, model)
 
@@ -258,7 +262,7 @@ class RealtimeModel(UpstreamRealtimeModel):
             return
         self._turn_detection = td
         self._opts.turn_detection = _to_upstream_td(td)
-        self._capabilities.turn_detection = td is None or _server_answers(td)
+        self._capabilities.turn_detection = _answers_turns(td)
         for sess in list(self._sessions):
             if isinstance(sess, RealtimeSession) and sess.turn_taking_mode != "framework":
                 sess.update_options(turn_detection=td)
@@ -307,7 +311,8 @@ class _SanitizingWebSocket:
 
 
 class RealtimeSession(UpstreamRealtimeSession):
-    """A Realtime session whose turn detection is explicit on the wire and verified.
+    """A Realtime session whose turn detection is explicit on the wire (in the first update
+    and after every reconnect) and verified against the server's echo.
 
     Extra session events: ``turn_detection_confirmed`` (:class:`TurnDetectionConfirmed`) and
     ``turn_detection_mismatch`` (:class:`TurnDetectionMismatch`).
@@ -335,14 +340,13 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._unanswered_turn: bytes | None = None  # a committed turn whose reply is not done
         # the server's conversation item for that turn (from its input_audio_buffer.committed)
         self._unanswered_item: str | None = None
-        self._awaiting_commit_item = False
 
         super().__init__(realtime_model, turn_detection_disabled=turn_detection_disabled)
         self._realtime_model: RealtimeModel = realtime_model
         self.on("openai_client_event_queued", self._on_client_event_sent)
         self.on("openai_server_event_received", self._on_server_event)
         self.on("session_reconnected", self._on_reconnected)
-        self._sync_turn_taking()
+        self._sync_turn_taking(cleared=True)  # nothing pushed yet
 
     # -- public API -------------------------------------------------------------------------
 
@@ -381,10 +385,6 @@ class RealtimeSession(UpstreamRealtimeSession):
             return "server"
         return "client_vad" if self._client_vad_opts is not None else "push_to_talk"
 
-    @property
-    def capabilities(self) -> llm.RealtimeCapabilities:
-        return self._capabilities
-
     async def set_turn_detection(
         self, value: TurnDetectionInput | None, *, timeout: float = 5.0
     ) -> TurnDetection | None:
@@ -404,7 +404,7 @@ class RealtimeSession(UpstreamRealtimeSession):
         fut: asyncio.Future[TurnDetection | None] = asyncio.get_running_loop().create_future()
         sent.waiters.append(fut)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return await asyncio.wait_for(fut, timeout)
         finally:
             if fut in sent.waiters and not fut.done():
                 sent.waiters.remove(fut)
@@ -460,9 +460,9 @@ class RealtimeSession(UpstreamRealtimeSession):
         new_opts: dict[str, Any] = {}  # _opts attribute -> value, applied once all is valid
         fields: dict[str, Any] = {}  # what goes on the wire
 
-        def change(attr: str, value: Any, wire_name: str, wire_value: Any = None) -> None:
+        def change(attr: str, value: Any, wire_name: str) -> None:
             if getattr(opts, attr) != value:
-                fields[wire_name] = value if wire_value is None else wire_value
+                fields[wire_name] = value
             new_opts[attr] = value
 
         if is_given(tool_choice):
@@ -516,7 +516,7 @@ class RealtimeSession(UpstreamRealtimeSession):
             turn_detection=td_arg,
             **fields,
         )
-        changed = {attr: (getattr(opts, attr), value) for attr, value in new_opts.items()}
+        rollback = [(opts, attr, getattr(opts, attr), value) for attr, value in new_opts.items()]
         for attr, value in new_opts.items():
             setattr(opts, attr, value)
         if td_changed:
@@ -527,9 +527,9 @@ class RealtimeSession(UpstreamRealtimeSession):
             self._requested = turn_detection
             self._mismatch = False
         sent = self._register(payload, carries_td=td_changed)
-        sent.options = changed
+        sent.rollback = rollback
         self.send_event(payload)
-        self._sync_turn_taking()
+        self._sync_turn_taking(cleared=True)
         return sent
 
     def _register(self, payload: dict[str, Any], *, carries_td: bool) -> _SentUpdate:
@@ -575,35 +575,10 @@ class RealtimeSession(UpstreamRealtimeSession):
 
     async def update_instructions(self, instructions: str) -> None:
         payload = wire.session_update_payload(wire=self.wire, instructions=instructions)
-        self._register(payload, carries_td=False)
+        sent = self._register(payload, carries_td=False)
+        sent.rollback = [(self, "_instructions", self._instructions, instructions)]
         self.send_event(payload)
         self._instructions = instructions
-
-    def _wrap_session_update(self, event_id: str, session: Any) -> dict[str, Any]:
-        """Any upstream path still holding a pydantic session goes through the wire layer."""
-        d = session.model_dump(by_alias=True, exclude_unset=True, mode="json")
-        fields = {
-            k: d[k]
-            for k in ("model", "instructions", "tools", "tool_choice", "max_output_tokens")
-            if k in d
-        }
-        fields.update({k: d[k] for k in ("tracing", "truncation", "reasoning") if k in d})
-        if "output_modalities" in d:
-            fields["modalities"] = d["output_modalities"]
-        audio_in = (d.get("audio") or {}).get("input") or {}
-        audio_out = (d.get("audio") or {}).get("output") or {}
-        for name in ("transcription", "noise_reduction"):
-            if name in audio_in:
-                fields[name] = audio_in[name]
-        fields.update({k: audio_out[k] for k in ("voice", "speed") if k in audio_out})
-        td: Any = wire.OMITTED
-        if "turn_detection" in audio_in:
-            td = coerce_turn_detection(audio_in["turn_detection"])
-        payload = wire.session_update_payload(
-            wire=self.wire, turn_detection=td, event_id=event_id, **fields
-        )
-        self._register(payload, carries_td=td is not wire.OMITTED)
-        return payload
 
     # -- matching the server's answers ------------------------------------------------------
 
@@ -631,9 +606,13 @@ class RealtimeSession(UpstreamRealtimeSession):
             elif kind == "response.created":
                 self._response_requested = False
             elif kind == "input_audio_buffer.committed":
+                # the first commit after ours is ours: the server answers in order
                 item_id = event.get("item_id")
-                if self._awaiting_commit_item and isinstance(item_id, str):
-                    self._awaiting_commit_item = False
+                if (
+                    self._unanswered_turn is not None
+                    and self._unanswered_item is None
+                    and isinstance(item_id, str)
+                ):
                     self._unanswered_item = item_id
             elif kind == "response.done":
                 self._cancel_sent = False
@@ -643,24 +622,30 @@ class RealtimeSession(UpstreamRealtimeSession):
             logger.exception("failed to read a server event", extra={"type": event.get("type")})
 
     def _on_session_echo(self, is_update: bool, session: dict[str, Any]) -> None:
+        # every session.updated answers the oldest update in flight, whatever it holds
+        sent = self._inflight.popleft() if is_update and self._inflight else None
         present, echoed = wire.session_turn_detection(self.wire, session)
         if not present:
             return
-        self._confirmed = turn_detection_from_wire(echoed)
-        self._confirmed_known = True
-        if not is_update:
-            return  # session.created: the server's defaults, before our first update
-        sent = self._inflight.popleft() if self._inflight else None
+        try:
+            self._confirmed = turn_detection_from_wire(echoed)
+            self._confirmed_known = known = True
+        except ValueError:  # a type this package does not know (e.g. a vendor's own)
+            logger.warning("unknown turn detection in the server's echo: %s", json.dumps(echoed))
+            known = False
         if sent is None or not sent.carries_turn_detection:
-            return
-        if sent is self._latest_td_update:
+            return  # session.created (the server's defaults), or not about turn detection
+        latest = sent is self._latest_td_update
+        if latest:
             self._latest_td_update = None
-        if echo_matches(sent.expected, echoed):
-            if sent.expected == self._requested:
+        if known and echo_matches(sent.expected, echoed):
+            if latest:
                 self._mismatch = False
             self._sync_turn_taking()
-            confirmed = TurnDetectionConfirmed(requested=sent.expected, confirmed=self._confirmed)
-            self._emit_extra("turn_detection_confirmed", confirmed)
+            self._emit_extra(
+                "turn_detection_confirmed",
+                TurnDetectionConfirmed(requested=sent.expected, confirmed=self._confirmed),
+            )
             for fut in sent.waiters:
                 if not fut.done():
                     fut.set_result(self._confirmed)
@@ -672,7 +657,7 @@ class RealtimeSession(UpstreamRealtimeSession):
             "null" if sent.expected is None else json.dumps(sent.expected.to_wire()),
             json.dumps(echoed),
         )
-        if sent.expected == self._requested:
+        if latest and known:
             # the server runs what it echoed: follow it, so two VADs never run on one stream
             self._mismatch = True
             self._sync_turn_taking()
@@ -698,14 +683,16 @@ class RealtimeSession(UpstreamRealtimeSession):
     def _handle_error(self, event: Any) -> None:
         error = getattr(event, "error", None)
         event_id = getattr(error, "event_id", None)
+        if isinstance(event_id, str) and event_id.startswith(_TURN_RESPONSE_PREFIX):
+            self._response_requested = False  # our turn's response.create was refused
         sent = next((s for s in self._inflight if s.event_id == event_id), None)
         if error is None or sent is None:
             super()._handle_error(event)
             return
         self._inflight.remove(sent)
-        for attr, (before, after) in sent.options.items():
-            if getattr(self._opts, attr) == after:  # unless a later update changed it again
-                setattr(self._opts, attr, before)
+        for obj, attr, before, after in sent.rollback:
+            if getattr(obj, attr) == after:  # unless a later update changed it again
+                setattr(obj, attr, before)
         code, param = getattr(error, "code", None), getattr(error, "param", None)
         message = getattr(error, "message", "") or ""
         logger.error(
@@ -718,14 +705,14 @@ class RealtimeSession(UpstreamRealtimeSession):
         )
         exc: Exception
         if sent.carries_turn_detection:
-            if sent is self._latest_td_update:
-                self._latest_td_update = None
             exc = TurnDetectionRejected(sent.expected, code=code, param=param, message=message)
-            if sent.expected == self._requested:
-                # the server keeps its last state; so do we
-                self._requested = self._confirmed
+            if sent is self._latest_td_update:
+                # the server keeps its state: what an older update still in flight asks for,
+                # else what it last confirmed; so do we
+                older = self._newest_td_update()
+                self._latest_td_update = older
+                self._requested = older.expected if older is not None else self._confirmed
                 self._mismatch = False
-                self._opts.turn_detection = _to_upstream_td(self._confirmed)
                 self._sync_turn_taking()
             for fut in sent.waiters:
                 if not fut.done():
@@ -741,6 +728,11 @@ class RealtimeSession(UpstreamRealtimeSession):
             return
         self._emit_error(exc, recoverable=True)
 
+    def _newest_td_update(self) -> _SentUpdate | None:
+        """The newest turn-detection update not yet answered (sent, or queued to be)."""
+        pending = [*self._inflight, *self._built.values()]
+        return next((s for s in reversed(pending) if s.carries_turn_detection), None)
+
     def _emit_extra(self, name: str, payload: Any) -> None:
         self.emit(cast(Any, name), payload)
 
@@ -752,7 +744,12 @@ class RealtimeSession(UpstreamRealtimeSession):
             return None
         return self._confirmed if self._mismatch else self._requested
 
-    def _sync_turn_taking(self) -> None:
+    def _sync_turn_taking(self, *, cleared: bool = False) -> None:
+        """Follow the effective turn detection: start or stop client VAD, set capabilities.
+
+        ``cleared``: the caller already queued ``input_audio_buffer.clear`` (or there is no
+        audio yet); otherwise entering client VAD clears the server's buffer here.
+        """
         effective = self._effective_turn_detection()
         client = (
             not self._framework_turns and effective is None and self._client_vad_opts is not None
@@ -760,22 +757,25 @@ class RealtimeSession(UpstreamRealtimeSession):
         if client and self._detector is None:
             assert self._client_vad_opts is not None
             self._detector = ClientTurnDetector(self._client_vad_opts)
-            self._bstream.clear()  # audio from before the switch was cleared on the server
+            if not cleared:
+                self.send_event(wire.input_audio_clear_event())
+            # what was pushed before the switch is gone from the server's buffer
+            self._bstream.clear()
             self._turn_audio.clear()
+            self._pushed_duration_s = 0
         elif not client and self._detector is not None:
             # the server gets continuous audio from here on (mid-turn, the gate has already
             # forwarded every byte of the turn, so the server's VAD finishes it without a gap)
             self._detector = None
         self._opts.turn_detection = _to_upstream_td(effective)
-        self._capabilities.turn_detection = not self._framework_turns and (
-            effective is None or _server_answers(effective)
-        )
+        self._capabilities.turn_detection = not self._framework_turns and _answers_turns(effective)
 
     def _reset_turn_state(self) -> None:
         if self._detector is not None:
             self._detector.reset()
         self._bstream.clear()
         self._turn_audio.clear()
+        self._pushed_duration_s = 0
         self._response_requested = False
         self._cancel_sent = False
 
@@ -797,16 +797,28 @@ class RealtimeSession(UpstreamRealtimeSession):
             self._remote_chat_ctx.delete(item_id)
 
     def _on_reconnected(self, _: Any) -> None:
+        turn, self._unanswered_turn = self._unanswered_turn, None
         if self._detector is None:
             return
-        # appends queued while the socket was down belong to a turn the new server session
-        # never saw the start of: drop them, then ask again for a reply the drop swallowed
+        # Upstream emits this before its new send loop starts, so everything queued while the
+        # socket was down is still queued. The gate's audio, commits and turn replies in it
+        # belong to turns the new server session never saw whole: drop them (keeping every
+        # other event, in order), then send the unanswered turn again, whole.
+        kept: list[Any] = []
+        while True:
+            try:
+                event = self._msg_ch.recv_nowait()
+            except (utils.aio.channel.ChanEmpty, utils.aio.channel.ChanClosed):
+                break
+            if not _is_gate_event(event):
+                kept.append(event)
         self.send_event(wire.input_audio_clear_event())
-        turn, self._unanswered_turn = self._unanswered_turn, None
+        for event in kept:
+            self.send_event(event)
         if turn:
             logger.info("re-sending the last turn: its reply was lost with the connection")
-            for i in range(0, len(turn), _CHUNK_BYTES):
-                self.send_event(wire.input_audio_append_event(turn[i : i + _CHUNK_BYTES]))
+            self._append_audio(self._bstream.write(turn))
+            self._append_audio(self._bstream.flush())
             self._commit_turn(turn)
 
     def push_audio(self, frame: rtc.AudioFrame) -> None:
@@ -815,7 +827,7 @@ class RealtimeSession(UpstreamRealtimeSession):
             super().push_audio(frame)
             return
         for f in self._resample_audio(frame):
-            for action, data in detector.push(f.data.tobytes()):
+            for action, data in detector.push(f.data):
                 if action is GateAction.SEND:
                     self._turn_audio += data
                     self._append_audio(self._bstream.write(data))
@@ -826,8 +838,7 @@ class RealtimeSession(UpstreamRealtimeSession):
 
     def _on_client_speech_started(self) -> None:
         self._turn_audio.clear()
-        if self._current_generation is not None or self._response_requested:
-            self._cancel_response()
+        self.interrupt()  # like the server's interrupt_response
         self.emit("input_speech_started", llm.InputSpeechStartedEvent())
 
     def _on_client_speech_stopped(self) -> None:
@@ -849,17 +860,14 @@ class RealtimeSession(UpstreamRealtimeSession):
 
     def _commit_turn(self, turn: bytes) -> None:
         self.send_event(wire.input_audio_commit_event())
-        self.send_event(wire.response_create_event())
+        self.send_event(
+            wire.response_create_event(event_id=wire.new_event_id(_TURN_RESPONSE_PREFIX))
+        )
         self._pushed_duration_s = 0
         self._response_requested = True
         self._cancel_sent = False
         self._unanswered_turn = turn
         self._unanswered_item = None  # known once the server's committed event names it
-        self._awaiting_commit_item = True
-
-    def _cancel_response(self) -> None:
-        self.send_event(wire.response_cancel_event())
-        self._cancel_sent = True
 
     def truncate(
         self,
@@ -882,21 +890,22 @@ class RealtimeSession(UpstreamRealtimeSession):
         )
 
     def interrupt(self) -> None:
-        # client VAD already cancelled this response at speech onset; a second cancel would
-        # only earn a response_cancel_not_active error
+        # once per response: client VAD cancels at speech onset and the framework's own
+        # interrupt follows; a second cancel would only earn response_cancel_not_active
         if self._cancel_sent:
             return
         if self.has_active_generation or self._response_requested:
-            self._cancel_response()
+            self.send_event(wire.response_cancel_event())
+            self._cancel_sent = True
 
     def _append_audio(self, frames: list[rtc.AudioFrame]) -> None:
         for frame in frames:
-            self.send_event(wire.input_audio_append_event(frame.data.tobytes()))
+            self.send_event(wire.input_audio_append_event(frame.data))
             self._pushed_duration_s += frame.duration
 
     def commit_audio(self) -> None:
         self._append_audio(self._bstream.flush())
-        if self._pushed_duration_s > _MIN_COMMIT_S:
+        if self._pushed_duration_s >= _MIN_COMMIT_S:
             self.send_event(wire.input_audio_commit_event())
             self._pushed_duration_s = 0
         else:
@@ -914,6 +923,18 @@ class RealtimeSession(UpstreamRealtimeSession):
     async def _create_ws_conn(self) -> aiohttp.ClientWebSocketResponse:
         ws = await super()._create_ws_conn()
         return cast(aiohttp.ClientWebSocketResponse, _SanitizingWebSocket(ws))
+
+
+def _is_gate_event(event: Any) -> bool:
+    """An event the client-VAD gate queued: its audio, commits, clears and turn replies."""
+    if not isinstance(event, dict):
+        return False
+    kind = event.get("type", "")
+    if kind.startswith("input_audio_buffer."):
+        return True
+    return kind == "response.create" and str(event.get("event_id", "")).startswith(
+        _TURN_RESPONSE_PREFIX
+    )
 
 
 def _wire_dict(td: TurnDetection | None) -> dict[str, Any] | None:

@@ -220,7 +220,7 @@ def session_turn_detection(wire: Wire, session: Mapping[str, Any]) -> tuple[bool
     return ("turn_detection" in session, session.get("turn_detection"))
 
 
-def input_audio_append_event(pcm16: bytes) -> dict[str, Any]:
+def input_audio_append_event(pcm16: bytes | memoryview) -> dict[str, Any]:
     # no event_id: the hot path, one per 100 ms of audio, needs none
     return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm16).decode("ascii")}
 
