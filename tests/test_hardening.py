@@ -962,3 +962,62 @@ async def test_rejected_option_is_undone_so_a_retry_is_sent() -> None:
         finally:
             await session.aclose()
             await model.aclose()
+
+
+@pytest.mark.timeout(60)
+async def test_turn_ending_while_the_socket_is_down_is_sent_once_whole() -> None:
+    from conftest import make_model
+
+    pcm = read_wav(FIXTURES / "one_turn.wav")
+    (first, last), = speech_segments("one_turn.wav")
+    async with FakeRealtimeServer() as server:
+        model = make_model(server, "ga")
+        session = model.session()
+        noticed = asyncio.Event()
+        session.on("error", lambda _e: noticed.set())
+        try:
+            await server.wait_for_connection()
+            await until_confirmed(session)
+            server.drop_connections()
+            await asyncio.wait_for(noticed.wait(), 10)  # the session saw the socket go
+            # the whole turn, speech and end, is pushed while the socket is down
+            for i in range(0, len(pcm), 480):
+                session.push_audio(_frame(pcm[i : i + 480]))
+            conn2 = await server.wait_for_connection(2, timeout=15)
+            await conn2.wait_for_sent_event("response.done", timeout=10)
+            kinds = [e["type"] for e in conn2.client_events]
+            assert kinds.count("input_audio_buffer.commit") == 1, kinds
+            assert kinds.count("response.create") == 1, kinds
+            assert len(conn2.commits) == 1
+            pos = pcm.find(conn2.commits[0])
+            assert pos >= 0
+            assert pos // 2 <= first and (pos + len(conn2.commits[0])) // 2 > last
+        finally:
+            await session.aclose()
+            await model.aclose()
+
+
+@pytest.mark.timeout(60)
+async def test_an_older_rejected_update_does_not_override_a_newer_request() -> None:
+    from conftest import make_model
+
+    async with FakeRealtimeServer() as server:
+        model = make_model(server, "ga", turn_detection=None)
+        session = model.session()
+        try:
+            await server.wait_for_connection()
+            await until_confirmed(session)
+            server.reject_fields = {"session.tracing": ("invalid_value", "no tracing here")}
+            # three updates back to back: the first (asking what the last asks) is rejected
+            # after the others were sent
+            session.update_options(tracing="auto", turn_detection=novad.ServerVad())
+            session.update_options(turn_detection=None)
+            confirmed = await session.set_turn_detection(novad.ServerVad())
+            assert confirmed is not None and confirmed.type == "server_vad"
+            assert session.requested_turn_detection == novad.ServerVad()
+            assert session.turn_taking_mode == "server"
+            assert session._detector is None  # no second VAD next to the server's
+            assert session.turn_detection_confirmed
+        finally:
+            await session.aclose()
+            await model.aclose()
