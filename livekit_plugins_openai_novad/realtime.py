@@ -588,12 +588,15 @@ class RealtimeSession(UpstreamRealtimeSession):
         event_id = event.get("event_id") or ""
         sent = self._built.pop(event_id, None)
         if sent is None:  # a session.update the app sent itself through send_event
-            present, value = wire.session_turn_detection(self.wire, event.get("session") or {})
-            sent = _SentUpdate(
-                event_id,
-                carries_turn_detection=present,
-                expected=turn_detection_from_wire(value) if present else self._requested,
+            session = event.get("session")
+            present, value = wire.session_turn_detection(
+                self.wire, session if isinstance(session, dict) else {}
             )
+            try:
+                expected = turn_detection_from_wire(value) if present else self._requested
+            except ValueError:  # a type this package does not know: it cannot verify it
+                present, expected = False, self._requested
+            sent = _SentUpdate(event_id, carries_turn_detection=present, expected=expected)
         self._inflight.append(sent)
 
     def _on_server_event(self, event: dict[str, Any]) -> None:

@@ -215,7 +215,10 @@ def session_turn_detection(wire: Wire, session: Mapping[str, Any]) -> tuple[bool
     Returns ``(present, value)``: ``present`` is False when the key is absent.
     """
     if wire == "ga":
-        audio_in = (session.get("audio") or {}).get("input") or {}
+        audio = session.get("audio")
+        audio_in = audio.get("input") if isinstance(audio, Mapping) else None
+        if not isinstance(audio_in, Mapping):
+            return (False, None)
         return ("turn_detection" in audio_in, audio_in.get("turn_detection"))
     return ("turn_detection" in session, session.get("turn_detection"))
 
