@@ -90,6 +90,11 @@ def _answers_turns(td: TurnDetection | None) -> bool:
     return td is None or _server_answers(td)
 
 
+def _check_client_vad(client_vad: Any) -> None:
+    if client_vad is not None and not isinstance(client_vad, ClientVad):
+        raise ValueError("client_vad must be a novad.ClientVad or None (push-to-talk)")
+
+
 def _wire_of(opts: Any) -> wire.Wire:
     return "beta" if opts.is_azure and opts.api_version else "ga"
 
@@ -175,8 +180,7 @@ class RealtimeModel(UpstreamRealtimeModel):
         temperature: NotGivenOr[float] = NOT_GIVEN,
     ) -> None:
         td = coerce_turn_detection(turn_detection)  # ValueError before anything else
-        if client_vad is not None and not isinstance(client_vad, ClientVad):
-            raise ValueError("client_vad must be a novad.ClientVad or None (push-to-talk)")
+        _check_client_vad(client_vad)
         upstream_args: dict[str, Any] = dict(
             model=model,
             voice=voice,
@@ -234,6 +238,7 @@ class RealtimeModel(UpstreamRealtimeModel):
     ) -> RealtimeModel:
         """Azure OpenAI (see upstream ``with_azure``); turn detection defaults to off here too."""
         td = coerce_turn_detection(turn_detection)
+        _check_client_vad(client_vad)
         model = super().with_azure(
             azure_deployment=azure_deployment, turn_detection=_to_upstream_td(td), **kwargs
         )
@@ -333,7 +338,7 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._built: dict[str, _SentUpdate] = {}
         self._inflight: collections.deque[_SentUpdate] = collections.deque()
         self._latest_td_update: _SentUpdate | None = None
-        self._full_updates_built = 0
+        self._first_update_built = False  # the next full update is for a reconnect once True
         self._response_requested = False  # our response.create is out, response.created not in
         self._cancel_sent = False  # a response.cancel is out for the current response
         self._turn_audio = bytearray()  # the client-VAD turn being sent
@@ -406,7 +411,7 @@ class RealtimeSession(UpstreamRealtimeSession):
         try:
             return await asyncio.wait_for(fut, timeout)
         finally:
-            if fut in sent.waiters and not fut.done():
+            if fut in sent.waiters:  # answered, or given up on after the timeout
                 sent.waiters.remove(fut)
 
     def update_options(
@@ -545,8 +550,7 @@ class RealtimeSession(UpstreamRealtimeSession):
 
     def _create_session_update_event(self) -> dict[str, Any]:
         """The full update: upstream sends it first on every socket (initial and reconnect)."""
-        self._full_updates_built += 1
-        reconnect = self._full_updates_built > 1
+        reconnect, self._first_update_built = self._first_update_built, True
         carried: list[asyncio.Future[TurnDetection | None]] = []
         if reconnect:
             # the old socket's unanswered updates will never be answered; this one restates
