@@ -23,6 +23,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from livekit_plugins_openai_novad import session_update_payload
 from livekit_plugins_openai_novad.testing import FakeRealtimeServer
+from livekit_plugins_openai_novad.testing.validation import validate_server_event
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,10 +89,14 @@ async def cli_emulator(*args: str) -> AsyncIterator[CliEmulator]:
             await asyncio.wait_for(proc.wait(), 10)
 
 
-async def _until(conn: Any, type: str, seen: list[Any]) -> Any:
-    """Events from an openai-python connection until one of ``type``."""
+async def _until(conn: Any, type: str, seen: list[Any], wire: str = "ga") -> Any:
+    """Events from an openai-python connection until one of ``type``, each one validated
+    against openai-python's model of ``wire`` (the emulator runs in another process, out of
+    reach of the suite's server event hook)."""
     while True:
-        event = await asyncio.wait_for(conn.recv(), 10)
+        raw = await asyncio.wait_for(conn.recv_bytes(), 10)
+        assert validate_server_event(raw, wire) is None, validate_server_event(raw, wire)
+        event = conn.parse_event(raw)
         seen.append(event)
         if event.type == type:
             return event
@@ -100,10 +105,10 @@ async def _until(conn: Any, type: str, seen: list[Any]) -> Any:
 async def _barge_in(conn: Any, wire: str) -> list[Any]:
     """Ask for a reply, then truncate the playing item and cancel, as a barge-in does."""
     seen: list[Any] = []
-    await _until(conn, "session.created", seen)
+    await _until(conn, "session.created", seen, wire)
     # turn detection off, with the null on the wire (the package's payload as a plain dict)
     await conn.send(session_update_payload(wire=wire, turn_detection=None))
-    updated = await _until(conn, "session.updated", seen)
+    updated = await _until(conn, "session.updated", seen, wire)
     if wire == "ga":
         assert updated.session.audio.input.turn_detection is None
     else:
@@ -114,22 +119,22 @@ async def _barge_in(conn: Any, wire: str) -> list[Any]:
     )
     await conn.response.create()
     audio_delta = "response.output_audio.delta" if wire == "ga" else "response.audio.delta"
-    added = await _until(conn, "response.output_item.added", seen)
-    first = await _until(conn, audio_delta, seen)
+    added = await _until(conn, "response.output_item.added", seen, wire)
+    first = await _until(conn, audio_delta, seen, wire)
     played_ms = len(base64.b64decode(first.delta)) // 48 // 2  # half of what arrived
     await conn.conversation.item.truncate(
         item_id=added.item.id, content_index=0, audio_end_ms=played_ms
     )
-    truncated = await _until(conn, "conversation.item.truncated", seen)
+    truncated = await _until(conn, "conversation.item.truncated", seen, wire)
     assert (truncated.item_id, truncated.audio_end_ms) == (added.item.id, played_ms)
     assert not any(e.type == "response.done" for e in seen)  # the reply was still streaming
     await conn.response.cancel()
-    done = await _until(conn, "response.done", seen)
+    done = await _until(conn, "response.done", seen, wire)
     assert done.response.status == "cancelled"
     assert done.response.status_details.reason == "client_cancelled"
     # the session keeps working: the next reply completes
     await conn.response.create()
-    again = await _until(conn, "response.done", seen)
+    again = await _until(conn, "response.done", seen, wire)
     assert again.response.status == "completed"
     assert [e for e in seen if e.type == "error"] == []
     return seen
@@ -160,8 +165,7 @@ async def test_openai_beta_header_needs_legacy_mode() -> None:
     async with cli_emulator() as emu:
         client = AsyncOpenAI(api_key="sk-any", websocket_base_url=emu.websocket_base_url)
         async with client.beta.realtime.connect(model="gpt-realtime") as conn:
-            event = await asyncio.wait_for(conn.recv(), 10)
-            assert event.type == "error"
+            event = await _until(conn, "error", [], "beta")
             assert event.error.code == "beta_api_shape_disabled"
     async with cli_emulator("--legacy") as emu:
         client = AsyncOpenAI(api_key="sk-any", websocket_base_url=emu.websocket_base_url)
