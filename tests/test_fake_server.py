@@ -1,4 +1,5 @@
-"""FakeRealtimeServer over real WebSockets on 127.0.0.1 (no mocks)."""
+"""FakeRealtimeServer over real WebSockets on 127.0.0.1 (no mocks). ``§n``: the sections of
+docs/realtime-wire.md."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ loop, and the dispatch of each client event to a handler (``_handlers``), by the
 Invariants: every parsed client event is logged before it is handled; a handler either
 succeeds or raises ``ProtocolError``, which becomes exactly one ``error`` event echoing the
 client's ``event_id``; hooks see the event after it was handled, with that error if any.
+``§n`` in comments are sections of docs/realtime-wire.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The handlers are thin: validation and state live in ``_protocol`` (the session), ``_input``
 (the buffer and VAD), ``_items`` (the conversation) and ``_responses`` (one response each).
-Which type reaches which handler is the table in ``_client_events``.
+Which type reaches which handler is the table in ``_client_events``. ``§n`` in comments are
+sections of docs/realtime-wire.md.
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def _tool_choice(value: Any, param: str) -> Any:
 
 def _max_tokens(value: Any, param: str) -> Any:
     if value is None or value == "inf":
-        return "inf"  # null is taken as the default [I]
+        return "inf"  # null is taken as the default (inferred)
     if isinstance(value, str):
         raise invalid_value(param, value, ("inf",))
     return as_int(value, param, 1, 4096)

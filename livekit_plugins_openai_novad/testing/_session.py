@@ -95,12 +95,12 @@ def parse_turn_detection(value: Any, param: str, wire: Wire) -> JsonDict | None:
             raise invalid_type(kp, _TD_FIELD_TYPES[key], v)
         if key == "idle_timeout_ms" and wire == "beta":
             # the legacy types lack it and the legacy wire has no timeout_triggered: only the
-            # echoed null is known (§3), so a value is refused [I]
+            # echoed null is known (§3), so a value is refused (inferred)
             raise unknown_parameter(kp)
         if key == "threshold":
             td[key] = as_num(v, kp, 0.0, 1.0)
         elif key in ("prefix_padding_ms", "silence_duration_ms"):
-            td[key] = as_int(v, kp, 0)  # range is [U]; negative is surely invalid
+            td[key] = as_int(v, kp, 0)  # the range is unknown (§3); negative is surely invalid
         elif key == "idle_timeout_ms":
             td[key] = as_int(v, kp, 5000, 30000)
         elif key in ("create_response", "interrupt_response"):
