@@ -135,10 +135,6 @@ class InputAudio:
     def vad_on(self) -> bool:
         return self._td is not None
 
-    @property
-    def in_speech(self) -> bool:
-        return self._in_speech
-
     def configure(self, td: JsonDict | None) -> None:
         """Run the VAD with this turn detection (``None`` = off); a change ends any turn."""
         if td == self._td:

@@ -16,58 +16,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._input import SAMPLE_RATE
 from ._items import Conversation
 from ._messages import JsonDict, new_id, server_event
 from ._names import NAMES
-from .audio import tone
+from .replies import ReplyContext, default_reply_audio, make_reply
 
 if TYPE_CHECKING:
     from ._handlers import FakeConnection
 
-__all__ = ["ReplyContext", "ReplyFn", "ResponseStream", "default_reply_audio"]
+__all__ = ["ResponseStream", "rate_limits_event"]
 
 _CHUNK_BYTES = 4800  # 100 ms of PCM16 24 kHz per audio delta
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 _TEXT_WORD_SECONDS = 0.05  # [fake] a text-only reply streams one word per 50 ms at pace 1
 _WORDS = re.compile(r"\S+\s*")
-
-
-@dataclass
-class ReplyContext:
-    """What a reply callable gets to build a response."""
-
-    connection: FakeConnection
-    audio: bytes  # the last committed input audio (PCM16 24 kHz mono), b"" if none yet
-    trigger: str  # "client" | "server_vad" | "idle_timeout"
-    response_id: str
-    request: JsonDict = field(default_factory=dict)  # the response.create `response` object
-
-    @property
-    def audio_seconds(self) -> float:
-        return len(self.audio) / _BYTES_PER_SECOND
-
-
-ReplyResult = tuple[str, bytes | None]
-ReplyFn = Callable[[ReplyContext], ReplyResult | Awaitable[ReplyResult]]
-
-_default_reply_audio: bytes | None = None
-
-
-def default_reply_audio() -> bytes:
-    """0.5 s of a non-silent tone (440 Hz, -20 dBFS)."""
-    global _default_reply_audio
-    if _default_reply_audio is None:
-        _default_reply_audio = tone(0.5, freq=440.0, dbfs=-20.0)
-    return _default_reply_audio
 
 
 def rate_limits_event() -> JsonDict:
@@ -201,7 +170,7 @@ class ResponseStream:
         loop = asyncio.get_running_loop()
         ctx = ReplyContext(self.conn, self._last_commit, self.trigger, self.id, self.request)
         try:
-            text, pcm = await _make_reply(server, ctx)
+            text, pcm = await make_reply(server, ctx)
         except Exception as e:  # a broken reply callable fails the response, not the socket
             error = {"type": "server_error", "code": None, "message": f"reply failed: {e!r}"}
             self._finish("failed", {"type": "failed", "error": error})
@@ -399,19 +368,3 @@ class ResponseStream:
             },
             "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
         }
-
-
-async def _make_reply(server: Any, ctx: ReplyContext) -> ReplyResult:
-    """The server's reply settings, applied: ``reply``, a callable ``reply_audio``, or the
-    fixed ``reply_text`` / ``reply_audio``."""
-    fn = server.reply
-    if fn is None and callable(server.reply_audio):
-        fn = server.reply_audio
-    if fn is not None:
-        result = fn(ctx)
-        if inspect.isawaitable(result):
-            result = await result
-        text, pcm = result
-        return text, pcm
-    audio = server.reply_audio
-    return str(server.reply_text), bytes(audio) if isinstance(audio, (bytes, bytearray)) else None

@@ -6,11 +6,18 @@ connections, so the hot path stays plain: ``json.loads`` in, dicts and ``json.du
 writer task per connection, no per-frame logging. Fake-server simplifications are marked
 ``[fake]``.
 
-The parts: ``_transport`` + ``_events`` (the outbox, event logs, hooks), ``_protocol`` +
-``_session`` + ``_messages`` (the session protocol), ``_input`` (input buffer and VAD),
-``_items`` (the conversation), ``_responses`` (one response stream), ``_connection``
-(dispatch of one socket, table in ``_client_events``), and this module (the server and the
-handshake).
+The parts, one responsibility each:
+
+- ``_transport`` (the ordered outbox of one socket) and ``_events`` (event logs with waiters,
+  the public ``EventHooks``);
+- ``_messages`` (ids, the ``error`` event, validation messages), ``_session`` (default
+  sessions, turn detection), ``_protocol`` (``session.update``);
+- ``_input`` (the input buffer and the energy VAD, I/O-free), ``_items`` (the conversation),
+  ``_responses`` (one response stream; per-wire names in ``_names``), ``replies`` (what a
+  response says), ``timing`` (how fast);
+- ``_connection`` (one socket: read loop, dispatch), ``_handlers`` (``FakeConnection``: one
+  handler per client event, by the table in ``_client_events``);
+- this module: the server and the handshake.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ from aiohttp import web
 from ._events import ALL_SERVERS, ClientEventHook, EventHooks, ServerEventHook, _EventLog
 from ._handlers import FakeConnection
 from ._messages import JsonDict, Wire
-from ._responses import ReplyContext, ReplyFn, default_reply_audio
 from ._session import DEFAULT_MODEL
+from .replies import ReplyContext, ReplyFn, default_reply_audio
 from .timing import DEFAULT_REPLY_PACE, DEFAULT_TIME_TO_FIRST_AUDIO, INSTANT
 
 __all__ = [
