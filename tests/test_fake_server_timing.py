@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(30)
 
 KEY = "test-key"
 API_VERSION = "2024-10-01-preview"
-REPLY_SECONDS = 3.0  # long enough that a barge-in lands well before the reply is generated
+REPLY_SECONDS = 6.0  # 2 s to generate at the default pace: a barge-in lands well before
 
 
 class Client:

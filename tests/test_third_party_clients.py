@@ -22,7 +22,7 @@ import pytest
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from livekit_plugins_openai_novad import session_update_payload
-from livekit_plugins_openai_novad.testing import FakeRealtimeServer
+from livekit_plugins_openai_novad.testing import FakeRealtimeServer, tone
 from livekit_plugins_openai_novad.testing.validation import validate_server_event
 
 pytestmark = pytest.mark.timeout(60)
@@ -113,10 +113,12 @@ async def _barge_in(conn: Any, wire: str) -> list[Any]:
         assert updated.session.audio.input.turn_detection is None
     else:
         assert updated.session.turn_detection is None
-    text = "input_text"
-    await conn.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": text, "text": "hi"}]}
-    )
+    # about a second of speech, so the emulator's reply is long (about 4 s of audio) and the
+    # barge-in has time to land while it is generated
+    speech = base64.b64encode(tone(1.2)).decode()
+    await conn.input_audio_buffer.append(audio=speech)
+    await conn.input_audio_buffer.commit()
+    await _until(conn, "input_audio_buffer.committed", seen, wire)
     await conn.response.create()
     audio_delta = "response.output_audio.delta" if wire == "ga" else "response.audio.delta"
     added = await _until(conn, "response.output_item.added", seen, wire)
