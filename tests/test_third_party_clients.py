@@ -196,7 +196,8 @@ async def test_cli_timing_flags() -> None:
 
 @pytest.fixture
 async def server() -> AsyncIterator[FakeRealtimeServer]:
-    async with FakeRealtimeServer(api_key="test-key") as srv:  # default (realistic) timing
+    # default (realistic) timing; a long reply, so the barge-in lands while it is generated
+    async with FakeRealtimeServer(api_key="test-key", reply_audio=tone(6.0)) as srv:
         yield srv
 
 
