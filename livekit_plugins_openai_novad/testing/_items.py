@@ -103,9 +103,10 @@ class Conversation:
         old = self._by_id.get(item["id"])
         if old is None:
             return
-        for i, it in enumerate(self.items):
-            if it is old:
-                self.items[i] = item
+        items = self.items
+        for i in range(len(items) - 1, -1, -1):  # usually the last: the streaming reply
+            if items[i] is old:
+                items[i] = item
                 break
         self._by_id[item["id"]] = item
 
