@@ -241,10 +241,13 @@ def _gc_findings(
                 f"{x['gc']['gen2_pause_max_ms']:.0f} ms"
                 for x in full
             )
+            took = c0.get("full_collect_ms")
             w(
                 f"- {mode}, {impl}, N={r['n']}: the collector tracks {c0['tracked']} objects "
-                f"after setup ({c0['frozen']} more frozen), {c1['tracked']} at the end of the "
-                "window; full collections in the windows: " + (pauses or "none") + "."
+                f"after setup ({c0['frozen']} more frozen)"
+                + (f", a full collection of them took {took:.0f} ms" if took is not None else "")
+                + f"; {c1['tracked']} at the end of the window. Full collections in the "
+                "windows: " + (pauses or "none") + "."
             )
     found = res.get("gc_sources")
     if found:

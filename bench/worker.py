@@ -213,7 +213,9 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
 
             plan.append((await jobs.run(i, play), lead))
         del clip
+        t_gc = time.perf_counter()
         gc.collect()  # a full collection at N=100 blocks the loop: not inside the window
+        full_collect_s = time.perf_counter() - t_gc
         rss_setup = rss_bytes()
         census = gc_census()
         await asyncio.sleep(PRE_ROLL_S - 1.0)
@@ -331,7 +333,7 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
             "per_session": (rss_setup - rss0) / 2**20 / n,
         },
         "gc": gcc.as_dict(),
-        "gc_census": census,
+        "gc_census": {**census, "full_collect_ms": full_collect_s * 1000},
         "gc_census_end": census_end,
         "gc_sources": gc_found,
         "turns_expected": expected,
@@ -358,6 +360,8 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
 
 _GROUPS = (
     ("onnxruntime", "Silero inference (onnxruntime)"),
+    ("local_inference", "Silero inference (native)"),
+    ("'predict' of", "Silero inference (native)"),
     ("silero", "livekit-plugins-silero"),
     ("livekit_plugins_openai_novad/testing", "bench harness (mic/speaker)"),
     ("livekit_plugins_openai_novad", "novad"),
