@@ -96,7 +96,11 @@ class JobLoops:
 
     async def run(self, i: int, factory: Callable[[], Awaitable[T]]) -> T:
         """``await factory()`` on job ``i``'s loop."""
-        loop = self._loops[i]
+        return await self.on_loop(self._loops[i], factory)
+
+    async def on_loop(
+        self, loop: asyncio.AbstractEventLoop, factory: Callable[[], Awaitable[T]]
+    ) -> T:
         if loop is asyncio.get_running_loop():
             return await factory()
 
@@ -104,13 +108,6 @@ class JobLoops:
             return await factory()
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), loop))
-
-    async def run_on_each_loop(self, factory: Callable[[], Awaitable[T]]) -> list[T]:
-        """``factory()`` once on every distinct loop (e.g. a lag probe per loop)."""
-        out: list[T] = []
-        for loop in self.distinct_loops:
-            out.append(await self.run(self._loops.index(loop), factory))
-        return out
 
     def close(self) -> None:
         if not self.threaded:

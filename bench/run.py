@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(map(str, DEFAULT_STEPS)),
         help="P2 coarse session counts, ascending; a series stops at its first real-time miss",
     )
-    ap.add_argument("--refine", type=int, default=2, help="P2 bisection steps near each limit")
+    ap.add_argument("--refine", type=int, default=1, help="P2 bisection steps near each limit")
     ap.add_argument("--switches", type=int, default=240, help="P3 switches per implementation")
     ap.add_argument("--profile-n", type=int, default=50, help="cProfile step size (0 = none)")
     ap.add_argument(

@@ -233,7 +233,7 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
             probe.start()
             return probe
 
-        probes = await jobs.run_on_each_loop(new_probe)
+        probes = [await jobs.on_loop(loop, new_probe) for loop in jobs.distinct_loops]
         gcc.start()
         cpu.start()
         if prof is not None:
@@ -252,8 +252,8 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
         rss_end = rss_bytes()
         census_end = gc_census()
         gc_found = sources.report() if sources is not None else None
-        for i, probe in enumerate(probes):
-            await jobs.run(i if jobs.threaded else 0, probe.stop)
+        for loop, probe in zip(jobs.distinct_loops, probes, strict=True):
+            await jobs.on_loop(loop, probe.stop)
         await asyncio.sleep(0.05)
         srv1 = await server.stats()
 

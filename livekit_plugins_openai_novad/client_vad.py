@@ -30,6 +30,7 @@ WINDOW_SAMPLES = 768  # 32 ms at 24 kHz = Silero's 512-sample window at 16 kHz
 WINDOW_BYTES = WINDOW_SAMPLES * 2
 _SAMPLES_PER_MS = SAMPLE_RATE // 1000
 
+
 def prewarm(proc: Any = None) -> None:
     """Load Silero once for this process (an ``AgentServer``'s ``setup_fnc``, or call it there).
 
