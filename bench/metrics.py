@@ -222,7 +222,7 @@ class GcSources:
     allocation frame outside the standard library (slow: diagnostics only).
     """
 
-    def __init__(self, frames: int = 12) -> None:
+    def __init__(self, frames: int = 8) -> None:
         self._frames = frames
         self._before: set[int] = set()
 
