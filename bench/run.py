@@ -28,7 +28,9 @@ from .report import render
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "_work"
-DEFAULT_STEPS = (25, 50, 100, 200, 300)  # coarse: each limit is then bisected (--refine)
+# coarse, each limit then bisected (--refine); both implementations run the first steps, so
+# CPU per session compares at the same N
+DEFAULT_STEPS = (10, 25, 50, 100, 200, 300)
 PARTS = ("p1", "p3", "p2")  # p1 includes P4 and the offline detector floor
 LIMITS = ("keeps_real_time", "keeps_real_time_strict")
 
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         help="parts to run, comma separated: p1 (with P4 and the detector floor), p3, p2",
     )
     ap.add_argument("--p1-loops", type=int, default=10, help="fixture loops per P1 session")
-    ap.add_argument("--p2-loops", type=int, default=2, help="fixture loops per P2 step")
+    ap.add_argument("--p2-loops", type=int, default=1, help="fixture loops per P2 step")
     ap.add_argument(
         "--modes",
         default=",".join(MODES),
