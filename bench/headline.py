@@ -122,8 +122,9 @@ def headline(res: dict[str, Any]) -> str:
         )
     m = res["machine"]
     cpu_model = m.get("cpu_model") or "unknown CPU"
+    day = res["started_utc"][:10] + (f", git {res['git']}" if res.get("git") else "")
     return (
-        f"Headlines from the committed run ({m['nproc']} cores, {cpu_model}, {res['started_utc']}; "
+        f"Headlines from the committed run ({m['nproc']} cores, {cpu_model}, {day}; "
         "ratio = novad/upstream, measured in the same run):\n\n" + "\n".join(out) + "\n"
     )
 
