@@ -34,6 +34,7 @@ __all__ = [
     "BenchSession",
     "MeteredAudioOutput",
     "start_session",
+    "load_anchor_vad",
 ]
 
 Impl = Literal["novad", "upstream"]
@@ -134,24 +135,30 @@ def build_model(impl: Impl, base_url: str, key: str) -> Any:
     return upstream.RealtimeModel(turn_detection=None, base_url=base_url, api_key=key)
 
 
-def build_agent_session(impl: Impl) -> AgentSession:
-    if impl == "novad":
-        return AgentSession(aec_warmup_duration=None)
+def load_anchor_vad() -> Any:
+    """The anchor's Silero, as a worker's ``setup_fnc`` loads it (one per job process)."""
     from livekit.plugins import silero
 
+    return silero.VAD.load(min_silence_duration=SILENCE_WINDOW_S)
+
+
+def build_agent_session(impl: Impl, vad: Any = None) -> AgentSession:
+    if impl == "novad":
+        return AgentSession(aec_warmup_duration=None)
     return AgentSession(
-        vad=silero.VAD.load(min_silence_duration=SILENCE_WINDOW_S),
+        vad=vad if vad is not None else load_anchor_vad(),
         turn_handling={"turn_detection": "vad"},
         aec_warmup_duration=None,
     )
 
 
-async def start_session(impl: Impl, base_url: str, key: str) -> BenchSession:
+async def start_session(impl: Impl, base_url: str, key: str, vad: Any = None) -> BenchSession:
+    """``vad``: the anchor's shared Silero (default: one loaded for this session)."""
     model = build_model(impl, base_url, key)
     speaker = MeteredAudioOutput()
     started = await start_roomless(
         model,
-        session=build_agent_session(impl),
+        session=build_agent_session(impl, vad),
         speaker=speaker,
         instructions="You are a benchmark agent.",
     )

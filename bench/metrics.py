@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import os
 import resource
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,9 @@ __all__ = [
     "GcCounter",
     "match_turns",
     "input_lateness",
+    "rss_bytes",
+    "gc_census",
+    "GcSources",
 ]
 
 
@@ -183,3 +188,75 @@ def input_lateness(
     ``t0`` is when frame 0 was due (the mic's pacing origin).
     """
     return [push_times[n] - (t0 + n * frame_s) for n in range(first, len(push_times))]
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def gc_census(top: int = 12) -> dict[str, Any]:
+    """What the cyclic collector has to traverse: tracked objects per generation and by type.
+
+    ``frozen`` objects (``gc.freeze()``) are never traversed again.
+    """
+    objs = gc.get_objects()
+    by_type = Counter(type(o).__qualname__ for o in objs)
+    return {
+        "tracked": len(objs),
+        "per_generation": [len(gc.get_objects(g)) for g in range(3)],
+        "frozen": gc.get_freeze_count(),
+        "top_types": by_type.most_common(top),
+    }
+
+
+class GcSources:
+    """Which objects the window left for the collector to traverse, and where they were made.
+
+    ``start()`` notes every tracked object and starts ``tracemalloc``; ``report()`` groups
+    the tracked objects created since that are still alive by type and by the first
+    allocation frame outside the standard library (slow: diagnostics only).
+    """
+
+    def __init__(self, frames: int = 8) -> None:
+        self._frames = frames
+        self._before: set[int] = set()
+
+    def start(self) -> None:
+        import tracemalloc
+
+        gc.collect()
+        self._before = {id(o) for o in gc.get_objects()}
+        tracemalloc.start(self._frames)
+
+    def report(self, top: int = 15) -> dict[str, Any]:
+        import tracemalloc
+
+        gc.collect()
+        new = [o for o in gc.get_objects() if id(o) not in self._before]
+        by_site: Counter[str] = Counter()
+        for o in new:
+            tb = tracemalloc.get_object_traceback(o)
+            by_site[f"{type(o).__qualname__} @ {_site(tb)}"] += 1
+        tracemalloc.stop()
+        return {
+            "new_tracked": len(new),
+            "by_type": Counter(type(o).__qualname__ for o in new).most_common(top),
+            "by_site": by_site.most_common(top),
+        }
+
+
+def _site(tb: Any) -> str:
+    if tb is None:
+        return "?"
+    for frame in reversed(tb):  # the innermost frame outside the standard library
+        name = frame.filename
+        if "/lib/python3" in name and "site-packages" not in name:
+            continue
+        short = name.split("site-packages/")[-1].split("/livekit_plugins_openai_novad/")[-1]
+        return f"{short}:{frame.lineno}"
+    return f"{tb[0].filename.rsplit('/', 1)[-1]}:{tb[0].lineno}"

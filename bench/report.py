@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .report_p2 import p2_by_mode, p2_targets, render_p2
+
 __all__ = ["render"]
 
 NA = "n/a"
@@ -112,6 +114,26 @@ def render(res: dict[str, Any]) -> str:
     )
     w("")
 
+    if res.get("p1"):
+        _p1(res, w)
+
+    # ---------------------------------------------------------------- P2
+    if res.get("p2"):
+        render_p2(res, w)
+
+    # ---------------------------------------------------------------- P3
+    p3 = res.get("p3")
+    if p3 is not None:
+        _p3(res, p3, w)
+    _profile(res, w)
+    _targets(res, w)
+    _notes(res, w)
+    return "\n".join(out) + "\n"
+
+
+def _p1(res: dict[str, Any], w: Any) -> None:
+    cfg = res["config"]
+    window_ms = cfg["silence_window_s"] * 1000
     # ---------------------------------------------------------------- P1
     p1 = res["p1"]
     w("## P1: end-of-turn latency")
@@ -220,131 +242,8 @@ def render(res: dict[str, Any]) -> str:
         )
     w("")
 
-    # ---------------------------------------------------------------- P2
-    p2 = res["p2"]
-    w("## P2: sessions per worker process")
-    w("")
-    w(
-        f"N concurrent sessions in one process, each its own AgentSession + model + server "
-        f"connection, each playing `{cfg['fixture']}` {cfg['p2_loops']}x "
-        f"({cfg['fixture_s'] * cfg['p2_loops']:.1f} s) behind a per-session offset of "
-        "0-4.3 s (so turn ends are spread, not simultaneous). The window runs from 1 s before "
-        "the first clip starts until every clip has been pushed. CPU = user+sys of the worker "
-        "process (all threads) over wall time, 100 % = one core; the server process is not "
-        "included (its CPU is listed separately). Loop lag: a probe task sleeping 10 ms, "
-        "oversleep. Input late: mic frames handed to the session > 20 ms / > 100 ms after "
-        "their real-time due time (none is lost: the mic catches up). Output underruns: reply "
-        "frames that reached the speaker after the audio before them in the same reply had "
-        "played out (the speaker ran dry). Turns: `response.create` after each turn's end "
-        "(extra replies count as a failure). GC gen2: full collections in the window and the "
-        "longest one. **Keeps real time** = lag p99 < 50 ms, no output underrun, every turn "
-        "answered once; **strict** also wants no input frame > 100 ms late."
-    )
-    w("")
-    w(
-        "| N | impl | CPU | CPU / session | server CPU | lag p99 | lag max | GC gen2 | "
-        "turns | input > 20 ms / > 100 ms late | output underruns | end of turn p50 / p99 | "
-        "real time |"
-    )
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    by_n: dict[int, dict[str, dict[str, Any]]] = {}
-    for impl, rows in p2.items():
-        for r in rows:
-            by_n.setdefault(int(r["spec"]["n"]), {})[impl] = r
-    for n in sorted(by_n):
-        pair = by_n[n]
-        for impl in ("novad", "upstream"):
-            r = pair.get(impl)
-            if r is None:
-                w(f"| {n} | {impl} | not run (missed real time at a smaller N) |" + " |" * 10)
-                continue
-            if not _ok(r):
-                w(f"| {n} | {impl} | {r['error']} |" + " |" * 10)
-                continue
-            lat = r["latency"]
-            g = r["gc"]
-            gc2 = str(g["collections"][2])
-            if g["gen2_pause_max_ms"] is not None:
-                gc2 += f" ({g['gen2_pause_max_ms']:.0f} ms)"
-            if not r["keeps_real_time"]:
-                verdict = "**lost**"
-            elif not r["keeps_real_time_strict"]:
-                verdict = "kept (strict: lost)"
-            else:
-                verdict = "kept"
-            w(
-                f"| {n} | {impl} | {_pct(r['cpu_percent'])} | "
-                f"{_pct(r['cpu_percent_per_session'], 2)} | {_pct(r['server_cpu_percent'])} | "
-                f"{_ms(r['loop_lag']['p99'], 1)} | {_ms(r['loop_lag']['max'])} | "
-                f"{gc2} | {r['turns_answered']}/{r['turns_expected']}"
-                + (f" +{r['extra_creates']}" if r["extra_creates"] else "")
-                + f" | {r['input_frames_late']} / {r['input_frames_underrun']} of "
-                f"{r['input_frames']} | {r['output_underruns']} of {r['output_frames']} | "
-                f"{_ms(lat['p50'])} / {_ms(lat['p99'])} | {verdict} |"
-            )
-        a, b = pair.get("novad"), pair.get("upstream")
-        if a and b and _ok(a) and _ok(b):
-            w(
-                f"| {n} | **ratio** | {_ratio(a['cpu_percent'], b['cpu_percent'])} | "
-                f"{_ratio(a['cpu_percent_per_session'], b['cpu_percent_per_session'])} | | "
-                f"{_ratio(a['loop_lag']['p99'], b['loop_lag']['p99'])} | "
-                f"{_ratio(a['loop_lag']['max'], b['loop_lag']['max'])} | | | | | "
-                f"{_ratio(a['latency']['p50'], b['latency']['p50'])} / "
-                f"{_ratio(a['latency']['p99'], b['latency']['p99'])} | |"
-            )
-    w("")
-    w("Largest N that kept real time (steps: " + ", ".join(map(str, cfg["p2_steps"])) + "):")
-    w("")
-    w("| | largest N, keeps real time | CPU / session there | largest N, strict |")
-    w("|---|---|---|---|")
-    maxn: dict[str, tuple[int | None, bool]] = {}
-    strict: dict[str, tuple[int | None, bool]] = {}
-    for impl in ("novad", "upstream"):
-        rows = p2.get(impl, [])
-        best, never_missed = _max_n(rows)
-        maxn[impl] = (best, never_missed)
-        strict[impl] = _max_n(rows, "keeps_real_time_strict")
-        row = next((r for r in rows if _ok(r) and r["n"] == best), None)
-        w(
-            f"| {impl} | {_n_label(best, never_missed)} | "
-            + (_pct(row["cpu_percent_per_session"], 2) if row else NA)
-            + f" | {_n_label(*strict[impl])} |"
-        )
-    w("")
-    misses = [r for rows in p2.values() for r in rows if _ok(r) and not r["keeps_real_time_strict"]]
-    for r in misses:
-        why = []
-        if (r["loop_lag"]["p99"] or 0) >= 0.050:
-            why.append(f"lag p99 {_ms(r['loop_lag']['p99'])}")
-        if r["output_underruns"]:
-            why.append(f"{r['output_underruns']} output underruns")
-        if r["turns_answered"] != r["turns_expected"]:
-            why.append(f"{r['turns_expected'] - r['turns_answered']} turns unanswered")
-        if r["extra_creates"]:
-            why.append(f"{r['extra_creates']} extra replies")
-        if r["input_frames_underrun"]:
-            why.append(
-                f"{r['input_frames_underrun']} input frames > 100 ms late (max "
-                f"{_ms(r['input_late']['max'])}; loop lag max {_ms(r['loop_lag']['max'])}, "
-                f"longest GC {r['gc']['pause_max_ms']:.0f} ms)"
-            )
-        kind = "missed real time" if not r["keeps_real_time"] else "missed only the strict test"
-        w(f"- {r['impl']} {kind} at N={r['n']}: " + "; ".join(why) + ".")
-    if misses:
-        w("")
-    w(
-        "Setup (start N sessions until each has sent its first `session.update`), not in the "
-        "window: "
-        + "; ".join(
-            f"{impl} " + ", ".join(f"N={r['n']} {r['setup_s']:.1f} s" for r in rows if _ok(r))
-            for impl, rows in p2.items()
-        )
-        + "."
-    )
-    w("")
 
-    # ---------------------------------------------------------------- P3
-    p3 = res["p3"]
+def _p3(res: dict[str, Any], p3: dict[str, Any], w: Any) -> None:
     w("## P3: switch confirmation")
     w("")
     if not _ok(p3):
@@ -393,7 +292,9 @@ def render(res: dict[str, Any]) -> str:
         )
     w("")
 
-    # ---------------------------------------------------------------- hot spots
+
+def _profile(res: dict[str, Any], w: Any) -> None:
+    cfg = res["config"]
     prof = res.get("profile")
     if prof:
         w("## Hot spots (cProfile, event-loop thread)")
@@ -433,10 +334,15 @@ def render(res: dict[str, Any]) -> str:
                 )
         w("")
 
-    # ---------------------------------------------------------------- targets
+
+def _targets(res: dict[str, Any], w: Any) -> None:
+    cfg = res["config"]
+    p1 = res.get("p1")
+    p3 = res.get("p3")
+    fl = res.get("floor")
     w("## Targets")
     w("")
-    a = p1["novad"]
+    a = p1["novad"] if p1 else {"error": "not run"}
     if _ok(a):
         p95 = a["latency"]["p95"]
         goal = cfg["silence_window_s"] + 0.050
@@ -458,49 +364,15 @@ def render(res: dict[str, Any]) -> str:
                 )
             )
         w(line)
-    best_n, never = maxn.get("novad", (None, False))
-    up_n, up_never = maxn.get("upstream", (None, False))
-    cmp_rows = [
-        (n, pair["novad"], pair["upstream"])
-        for n, pair in sorted(by_n.items())
-        if "novad" in pair and "upstream" in pair and _ok(pair["novad"]) and _ok(pair["upstream"])
-    ]
-    cheaper = all(
-        x["cpu_percent_per_session"] <= y["cpu_percent_per_session"] for _, x, y in cmp_rows
-    )
-    st_n, st_never = strict.get("novad", (None, False))
-    st_up = strict.get("upstream", (None, False))[0]
-    met_rt = best_n is not None and best_n >= 100
-    met_strict = st_n is not None and st_n >= 100
-    verdict = "met" if met_rt else "not met"
-    if met_rt != met_strict:
-        verdict += f" by the real-time test, {'met' if met_strict else 'not met'} by the strict one"
-    w(
-        f"- P2 >= 100 sessions in one process on {m['nproc']} cores: **{verdict}**. Real-time "
-        "test (lag p99 < 50 ms, speaker never ran dry, every turn answered once): novad up to "
-        f"N={best_n}" + (" (the largest step run)" if never else "") + f", upstream up to "
-        f"N={up_n}" + (" (the largest step run)" if up_never else "") + ". Strict test (also no "
-        f"mic frame > 100 ms late): novad up to N={st_n}"
-        + (" (the largest step run)" if st_never else "")
-        + f", upstream up to N={st_up}. See the notes below for what decides the strict test."
-    )
-    if cmp_rows:
-        w(
-            f"- P2 CPU per session <= upstream's: **{'met' if cheaper else 'not met'}** at every "
-            "N where both ran ("
-            + ", ".join(
-                f"N={n}: {_ratio(x['cpu_percent_per_session'], y['cpu_percent_per_session'])}"
-                for n, x, y in cmp_rows
-            )
-            + " novad/upstream)."
-        )
-    if _ok(p3):
+    if res.get("p2"):
+        p2_targets(res, w)
+    if p3 is not None and _ok(p3):
         c = p3["novad"]["confirm"]
         w(
             f"- P3 switch confirmation p95 <= 5 ms: **{'met' if c['p95'] <= 0.005 else 'not met'}"
             f"**, p95 {_ms(c['p95'], 2)} over {c['n']} switches."
         )
-    if _ok(p1["novad"]) and _ok(p1["upstream"]):
+    if p1 and _ok(p1["novad"]) and _ok(p1["upstream"]):
         a_w, b_w = p1["novad"]["wire"], p1["upstream"]["wire"]
         w(
             "- P4 (no numeric target): novad appends "
@@ -510,13 +382,13 @@ def render(res: dict[str, Any]) -> str:
             f"{b_w['commits_per_min']:.1f} commits per minute)."
         )
     w("")
-    _notes(res, w)
-    return "\n".join(out) + "\n"
 
 
 def _notes(res: dict[str, Any], w: Any) -> None:
-    """Observations computed from the numbers (no hand-written figures)."""
-    p2 = res["p2"]
+    """Observations computed from the numbers (no hand-written figures), plain P2 hosting."""
+    p2 = p2_by_mode(res).get("plain", {})
+    if not p2:
+        return
     w("## Notes")
     w("")
     # full collections

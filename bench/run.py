@@ -2,6 +2,7 @@
 
 Each measurement runs in a fresh worker process (``bench.worker``) with its own fake server
 process. Writes ``bench/results.json`` (raw numbers) and ``bench/RESULTS.md`` (tables).
+``--only p2`` runs P2 alone (all three hostings, ``--modes`` to pick).
 """
 
 from __future__ import annotations
@@ -21,11 +22,17 @@ from typing import Any
 
 from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
 from .floor import detector_floor
+from .headline import update_readme
+from .hosting import MODES
 from .report import render
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "_work"
-DEFAULT_STEPS = (10, 25, 50, 75, 100, 125, 150, 175, 200)
+# coarse, each limit then bisected (--refine); both implementations run the first steps, so
+# CPU per session compares at the same N
+DEFAULT_STEPS = (10, 25, 50, 100, 200, 300)
+PARTS = ("p1", "p3", "p2")  # p1 includes P4 and the offline detector floor
+LIMITS = ("keeps_real_time", "keeps_real_time_strict")
 
 
 def _log(msg: str) -> None:
@@ -154,22 +161,75 @@ def _p2_line(r: dict[str, Any]) -> str:
         f"turns {r['turns_answered']}/{r['turns_expected']}, "
         f"input late {r['input_frames_late']} / >100ms {r['input_frames_underrun']}, "
         f"output underruns {r['output_underruns']}, "
+        f"RSS {r['rss_mib']['per_session']:.2f} MiB/session, "
         f"real time {'kept' if r['keeps_real_time'] else 'LOST'}"
         f"{'' if r['keeps_real_time_strict'] else ' (strict: lost)'}"
     )
 
 
+def _limit(rows: dict[int, dict[str, Any]], key: str) -> tuple[int, int | None]:
+    """(largest N with every N up to it passing ``key``, smallest N failing it or None)."""
+    lo = 0
+    for n in sorted(rows):
+        r = rows[n]
+        if "error" in r or not r[key]:
+            return lo, n
+        lo = n
+    return lo, None
+
+
+def p2_series(run: Any, steps: list[int], refine: int) -> list[dict[str, Any]]:
+    """Step N up until real time is lost, then bisect each limit ``refine`` times.
+
+    ``run(n)`` measures one step. Every row serves both limits (real time, strict).
+    """
+    rows: dict[int, dict[str, Any]] = {}
+    for n in steps:
+        rows[n] = run(n)
+        if "error" in rows[n] or not rows[n]["keeps_real_time"]:
+            break
+    for key in LIMITS:
+        for _ in range(refine):
+            lo, hi = _limit(rows, key)
+            if hi is None or hi - lo <= max(2, lo // 10):
+                break
+            mid = (lo + hi) // 2
+            if hi - lo > 20:
+                mid = round(mid / 5) * 5
+            if mid in rows or mid <= lo:
+                break
+            rows[mid] = run(mid)
+    return [rows[n] for n in sorted(rows)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    ap.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help="parts to run, comma separated: p1 (with P4 and the detector floor), p3, p2",
+    )
     ap.add_argument("--p1-loops", type=int, default=10, help="fixture loops per P1 session")
-    ap.add_argument("--p2-loops", type=int, default=2, help="fixture loops per P2 step")
+    ap.add_argument("--p2-loops", type=int, default=1, help="fixture loops per P2 step")
+    ap.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="P2 hosting: " + "; ".join(f"{k}: {v}" for k, v in MODES.items()),
+    )
     ap.add_argument(
         "--steps",
         default=",".join(map(str, DEFAULT_STEPS)),
-        help="P2 session counts, ascending; an implementation stops at its first miss",
+        help="P2 coarse session counts, ascending; a series stops at its first real-time miss",
     )
+    ap.add_argument("--refine", type=int, default=1, help="P2 bisection steps near each limit")
     ap.add_argument("--switches", type=int, default=240, help="P3 switches per implementation")
     ap.add_argument("--profile-n", type=int, default=50, help="cProfile step size (0 = none)")
+    ap.add_argument(
+        "--gc-sources-n",
+        type=int,
+        default=10,
+        help="P2 step traced for what the collector traverses and where it was made (0 = none)",
+    )
     ap.add_argument("--out", default=str(BENCH), help="where RESULTS.md/results.json go")
     ap.add_argument(
         "--render",
@@ -181,7 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         res = json.loads(Path(args.render).read_text())
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "RESULTS.md").write_text(render(res))
+        _readme(res, Path(args.out))
         return 0
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for name, given, known in (("--only", parts, PARTS), ("--modes", modes, tuple(MODES))):
+        bad = [x for x in given if x not in known]
+        if bad:
+            ap.error(f"{name}: unknown {', '.join(bad)} (known: {', '.join(known)})")
     steps = [int(x) for x in args.steps.split(",") if x.strip()]
     argv_shown = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python -m bench.run", *argv_shown])
@@ -196,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(),
         "git": git_revision(),
         "config": {
+            "parts": parts,
             "fixture": fx.name,
             "fixture_s": fx.duration_s,
             "fixture_speech_s": fx.speech_s,
@@ -206,62 +274,65 @@ def main(argv: list[str] | None = None) -> int:
             "p1_loops": args.p1_loops,
             "p2_loops": args.p2_loops,
             "p2_steps": steps,
+            "p2_refine": args.refine,
+            "p2_modes": modes,
             "p3_switches": args.switches,
+            "silero_runtime": os.environ.get("NOVAD_SILERO_RUNTIME") or "default",
         },
     }
     _log(f"bench start: {command}")
 
-    # P1 + P4: one session each, sequentially
-    p1: dict[str, Any] = {}
-    for impl in IMPLS:
-        p1[impl] = run_worker(
-            f"p1-{impl}",
-            {"kind": "p1", "impl": impl, "loops": args.p1_loops},
-            timeout=fx.duration_s * args.p1_loops + 240,
+    if "p1" in parts:  # P1 + P4: one session each, sequentially
+        p1: dict[str, Any] = {}
+        for impl in IMPLS:
+            p1[impl] = run_worker(
+                f"p1-{impl}",
+                {"kind": "p1", "impl": impl, "loops": args.p1_loops},
+                timeout=fx.duration_s * args.p1_loops + 240,
+            )
+            _log(f"P1 {impl}: {_p1_line(p1[impl])}")
+        results["p1"] = p1
+        _log("detector floor (offline)")
+        results["floor"] = asyncio.run(detector_floor(fx))
+
+    if "p3" in parts:
+        results["p3"] = run_worker("p3", {"kind": "p3", "switches": args.switches}, timeout=300)
+        if "error" not in results["p3"]:
+            c = results["p3"]["novad"]["confirm"]
+            _log(f"P3 novad: p50 {c['p50'] * 1000:.2f} ms p95 {c['p95'] * 1000:.2f} ms")
+
+    if "p2" in parts:
+        results["p2"] = {mode: {} for mode in modes}
+        for mode in modes:
+            for impl in IMPLS:
+
+                def step(n: int, mode: str = mode, impl: str = impl) -> dict[str, Any]:
+                    spec = {"kind": "p2", "impl": impl, "n": n, "loops": args.p2_loops}
+                    r = run_worker(
+                        f"p2-{mode}-{impl}-{n}",
+                        {**spec, "mode": mode},
+                        timeout=fx.duration_s * args.p2_loops + 90 + n * 2,
+                    )
+                    _log(f"P2 {mode} {impl} N={n}: {_p2_line(r)}")
+                    return r
+
+                results["p2"][mode][impl] = p2_series(step, steps, args.refine)
+        extra = (  # (label, N, spec flags, slowdown: tracemalloc makes the step ~5x slower)
+            ("profile", args.profile_n, {"profile": True}, 1),
+            ("gc_sources", args.gc_sources_n, {"gc_sources": True}, 5),
         )
-        _log(f"P1 {impl}: {_p1_line(p1[impl])}")
-    results["p1"] = p1
-
-    _log("detector floor (offline)")
-    results["floor"] = asyncio.run(detector_floor(fx))
-
-    # P3
-    results["p3"] = run_worker("p3", {"kind": "p3", "switches": args.switches}, timeout=300)
-    if "error" not in results["p3"]:
-        c = results["p3"]["novad"]["confirm"]
-        _log(f"P3 novad: p50 {c['p50'] * 1000:.2f} ms p95 {c['p95'] * 1000:.2f} ms")
-
-    # P2: step N up, both implementations at each N, until each one misses real time
-    p2: dict[str, list[dict[str, Any]]] = {impl: [] for impl in IMPLS}
-    active = set(IMPLS)
-    for n in steps:
-        for impl in IMPLS:
-            if impl not in active:
+        for label, n, flags, slowdown in extra:
+            if n <= 0:
                 continue
-            r = run_worker(
-                f"p2-{impl}-{n}",
-                {"kind": "p2", "impl": impl, "n": n, "loops": args.p2_loops},
-                timeout=fx.duration_s * args.p2_loops + 60 + n * 2,
-            )
-            p2[impl].append(r)
-            _log(f"P2 {impl} N={n}: {_p2_line(r)}")
-            if "error" in r or not r["keeps_real_time"]:
-                active.discard(impl)
-        if not active:
-            break
-    results["p2"] = p2
-
-    # hot spots: one profiled step per implementation (not part of the P2 figures)
-    if args.profile_n > 0:
-        prof: dict[str, Any] = {}
-        for impl in IMPLS:
-            prof[impl] = run_worker(
-                f"profile-{impl}-{args.profile_n}",
-                {"kind": "p2", "impl": impl, "n": args.profile_n, "loops": 1, "profile": True},
-                timeout=fx.duration_s + 60 + args.profile_n * 2,
-            )
-            _log(f"profile {impl} N={args.profile_n}: {_p2_line(prof[impl])}")
-        results["profile"] = prof
+            found: dict[str, Any] = {}
+            for impl in IMPLS:  # diagnostics, not part of the P2 figures
+                found[impl] = run_worker(
+                    f"{label}-{impl}-{n}",
+                    {"kind": "p2", "impl": impl, "n": n, "loops": 1, **flags},
+                    timeout=(fx.duration_s + 90 + n * 2) * slowdown,
+                )
+                _log(f"{label} {impl} N={n}: {_p2_line(found[impl])}")
+            results[label] = found
 
     results["total_s"] = time.perf_counter() - t_start
     results["machine"]["loadavg_at_end"] = list(os.getloadavg())
@@ -269,8 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(_slim(results), indent=1) + "\n")
     (out / "RESULTS.md").write_text(render(results))
+    _readme(results, out)
     _log(f"done in {results['total_s']:.0f} s: {out / 'RESULTS.md'}")
     return 0
+
+
+def _readme(results: dict[str, Any], out: Path) -> None:
+    """A complete run into bench/ is the committed run: the README quotes its headlines."""
+    if out.resolve() == BENCH and all(results.get(p) for p in PARTS):
+        if update_readme(BENCH.parent / "README.md", results):
+            _log("README.md headline table updated")
 
 
 def _slim(results: dict[str, Any]) -> dict[str, Any]:
@@ -280,9 +359,14 @@ def _slim(results: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in r.items() if k not in ("lag_timeline", "underrun_frames")}
 
     out = dict(results)
-    out["p2"] = {impl: [strip(r) for r in rs] for impl, rs in results.get("p2", {}).items()}
-    if "profile" in results:
-        out["profile"] = {impl: strip(r) for impl, r in results["profile"].items()}
+    if "p2" in results:
+        out["p2"] = {
+            mode: {impl: [strip(r) for r in rs] for impl, rs in by_impl.items()}
+            for mode, by_impl in results["p2"].items()
+        }
+    for label in ("profile", "gc_sources"):
+        if label in results:
+            out[label] = {impl: strip(r) for impl, r in results[label].items()}
     return out
 
 

@@ -4,8 +4,9 @@ Kinds (``spec["kind"]``):
 
 * ``p1``: one session plays the fixture ``loops`` times; end-of-turn latency per turn and
   the wire counters of the conversation (P4).
-* ``p2``: ``n`` concurrent sessions in this process, each looping the fixture; CPU of this
-  process, event-loop lag, turns answered, input frames late.
+* ``p2``: ``n`` concurrent sessions in this process, each looping the fixture, hosted as
+  ``spec["mode"]`` says (:mod:`bench.hosting`: plain, job process, thread executor); CPU and
+  RSS of this process, event-loop lag (every loop), turns answered, input frames late, GC.
 * ``p3``: turn-detection switches on one live session: novad's ``set_turn_detection`` until
   confirmed, and upstream's ``update_options`` until its ``session.updated`` is observed.
 
@@ -28,7 +29,18 @@ from collections import Counter
 from typing import Any
 
 from .agents import SR, BenchSession, Fixture, Impl, load_fixture, start_session
-from .metrics import CpuMeter, GcCounter, LagProbe, input_lateness, match_turns, summary
+from .hosting import JobLoops, prepare_process, setup_job
+from .metrics import (
+    CpuMeter,
+    GcCounter,
+    GcSources,
+    LagProbe,
+    gc_census,
+    input_lateness,
+    match_turns,
+    rss_bytes,
+    summary,
+)
 from .server_proc import ServerHandle, start_server
 
 __all__ = ["main"]
@@ -165,14 +177,27 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
     impl: Impl = spec["impl"]
     n = int(spec["n"])
     loops = int(spec.get("loops", 2))
-    profile = bool(spec.get("profile", False))
+    mode = str(spec.get("mode", "plain"))
+    profile = bool(spec.get("profile", False)) and mode != "thread_executor"
     fx = load_fixture(spec.get("fixture", "three_turns.wav"))
     server = start_server(reply_s=float(spec.get("reply_s", 0.3)))
+    jobs = JobLoops(threaded=mode == "thread_executor")
+    # the job process runs the setup_fnc once; the thread executor once per job, in its thread
+    shared = setup_job(impl) if mode == "job_process" else None
     sessions: list[BenchSession] = []
+    probes: list[LagProbe] = []
+    gc.collect()
+    rss0 = rss_bytes()
     try:
         t_setup = time.perf_counter()
         for i in range(n):
-            sessions.append(await start_session(impl, server.base_url, f"p2-{impl}-{n}-{i}"))
+            key = f"p2-{mode}-{impl}-{n}-{i}"
+
+            async def start(key: str = key) -> BenchSession:
+                vad = setup_job(impl) if jobs.threaded else shared
+                return await start_session(impl, server.base_url, key, vad=vad)
+
+            sessions.append(await jobs.run(jobs.add(), start))
         keys = [s.key for s in sessions]
         await _wait_ready(server, keys)
         setup_s = time.perf_counter() - t_setup
@@ -182,18 +207,33 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
         clip = fx.pcm * loops
         for i, s in enumerate(sessions):
             lead = int((PRE_ROLL_S + TURN_SPREAD_S * i / n) * SR)
-            start = s.mic.play(bytes(2 * lead) + clip)
-            plan.append((start, lead))
+
+            async def play(s: BenchSession = s, lead: int = lead, clip: bytes = clip) -> int:
+                return s.mic.play(bytes(2 * lead) + clip)
+
+            plan.append((await jobs.run(i, play), lead))
         del clip
+        t_gc = time.perf_counter()
         gc.collect()  # a full collection at N=100 blocks the loop: not inside the window
+        full_collect_s = time.perf_counter() - t_gc
+        rss_setup = rss_bytes()
+        census = gc_census()
         await asyncio.sleep(PRE_ROLL_S - 1.0)
         srv0 = await server.stats()
 
         prof = cProfile.Profile() if profile else None
-        probe = LagProbe()
         gcc = GcCounter()
         cpu = CpuMeter()
-        probe.start()
+        sources = GcSources() if spec.get("gc_sources") else None
+        if sources is not None:
+            sources.start()
+
+        async def new_probe() -> LagProbe:
+            probe = LagProbe()
+            probe.start()
+            return probe
+
+        probes = [await jobs.on_loop(loop, new_probe) for loop in jobs.distinct_loops]
         gcc.start()
         cpu.start()
         if prof is not None:
@@ -203,12 +243,17 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
         for s in sessions:
             s.speaker.t_window = t_play
         budget = PRE_ROLL_S + TURN_SPREAD_S + fx.duration_s * loops + 120
-        await asyncio.wait_for(asyncio.gather(*(s.mic.wait_drained() for s in sessions)), budget)
+        drained = [jobs.run(i, s.mic.wait_drained) for i, s in enumerate(sessions)]
+        await asyncio.wait_for(asyncio.gather(*drained), budget)
         if prof is not None:
             prof.disable()
         cpu.stop()
         gcc.stop()
-        await probe.stop()
+        rss_end = rss_bytes()
+        census_end = gc_census()
+        gc_found = sources.report() if sources is not None else None
+        for loop, probe in zip(jobs.distinct_loops, probes, strict=True):
+            await jobs.on_loop(loop, probe.stop)
         await asyncio.sleep(0.05)
         srv1 = await server.stats()
 
@@ -246,11 +291,14 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
             hot = _hot_spots(prof)
     finally:
         t_close = time.perf_counter()
-        await _close_all(sessions)
+        await _close_all(sessions, jobs)
         close_s = time.perf_counter() - t_close
+        jobs.close()
         server.stop()
 
-    lag = summary(probe.lags)
+    lags = [x for probe in probes for x in probe.lags]
+    timeline = sorted(x for probe in probes for x in probe.timeline)
+    lag = summary(lags)
     late_s = summary(late)
     n_late = sum(1 for x in late if x > LATE_S)
     n_underrun = sum(1 for x in late if x > UNDERRUN_S)
@@ -262,7 +310,9 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "p2",
         "impl": impl,
+        "mode": mode,
         "n": n,
+        "event_loops": len(probes),
         "session": desc,
         "loops": loops,
         "audio_s_per_session": fx.duration_s * loops,
@@ -276,7 +326,16 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
         * (srv1["cpu_s"] - srv0["cpu_s"])
         / max(1e-9, srv1["now"] - srv0["now"]),
         "loop_lag": lag,
+        "rss_mib": {
+            "before_sessions": rss0 / 2**20,
+            "after_setup": rss_setup / 2**20,
+            "at_end": rss_end / 2**20,
+            "per_session": (rss_setup - rss0) / 2**20 / n,
+        },
         "gc": gcc.as_dict(),
+        "gc_census": {**census, "full_collect_ms": full_collect_s * 1000},
+        "gc_census_end": census_end,
+        "gc_sources": gc_found,
         "turns_expected": expected,
         "turns_answered": answered,
         "extra_creates": extra,
@@ -294,13 +353,15 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
         "keeps_real_time_strict": keeps_strict,
         "hot_spots": hot,
         "logs": LOGS.as_dict(),
-        "lag_timeline": [(t - t_play, x) for t, x in probe.timeline] if spec.get("raw") else None,
+        "lag_timeline": [(t - t_play, x) for t, x in timeline] if spec.get("raw") else None,
         "underrun_frames": sorted(worst_frames)[-200:],
     }
 
 
 _GROUPS = (
     ("onnxruntime", "Silero inference (onnxruntime)"),
+    ("local_inference", "Silero inference (native)"),
+    ("'predict' of", "Silero inference (native)"),
     ("silero", "livekit-plugins-silero"),
     ("livekit_plugins_openai_novad/testing", "bench harness (mic/speaker)"),
     ("livekit_plugins_openai_novad", "novad"),
@@ -371,15 +432,18 @@ def _strip_paths(line: str) -> str:
     return line
 
 
-async def _close_all(sessions: list[BenchSession]) -> None:
-    async def close(s: BenchSession) -> None:
-        try:
+async def _close_all(sessions: list[BenchSession], jobs: JobLoops) -> None:
+    async def close(i: int, s: BenchSession) -> None:
+        async def closing() -> None:
             await asyncio.wait_for(s.aclose(), 20)
+
+        try:
+            await jobs.run(i, closing)
         except Exception as e:  # a slow close must not lose the step's numbers
             logging.getLogger("bench").warning("closing %s failed: %r", s.key, e)
 
     for i in range(0, len(sessions), 25):
-        await asyncio.gather(*(close(s) for s in sessions[i : i + 25]))
+        await asyncio.gather(*(close(i + k, s) for k, s in enumerate(sessions[i : i + 25])))
 
 
 # ------------------------------------------------------------------------------------ P3
@@ -510,6 +574,7 @@ def main(argv: list[str]) -> int:
     out_path = argv[1]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().addHandler(LOGS)
+    prepare_process(str(spec.get("mode", "plain")))
     result = asyncio.run(_amain(spec))
     result["spec"] = spec
     with open(out_path, "w") as f:

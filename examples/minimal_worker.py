@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 
-from livekit.agents import Agent, AgentSession, JobContext, JobProcess, WorkerOptions, cli
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobProcess, cli
 
 import livekit_plugins_openai_novad as novad
 
 
-def prewarm(proc: JobProcess) -> None:
-    novad.prewarm(proc)  # load Silero once per worker process
+def setup(proc: JobProcess) -> None:
+    novad.prewarm(proc)  # load Silero once per job process, before any job arrives
+
+
+server = AgentServer(setup_fnc=setup)
 
 
 def realtime_model() -> novad.RealtimeModel:
@@ -32,6 +35,7 @@ def realtime_model() -> novad.RealtimeModel:
     return novad.RealtimeModel()
 
 
+@server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession()
     agent = Agent(
@@ -46,15 +50,15 @@ def _use_emulator_without_key() -> None:
         return
     from livekit_plugins_openai_novad.testing.emulator import EmulatorThread
 
-    server = EmulatorThread().start()
-    os.environ["OPENAI_BASE_URL"] = server.base_url
+    emulator = EmulatorThread().start()
+    os.environ["OPENAI_BASE_URL"] = emulator.base_url
     os.environ["OPENAI_API_KEY"] = "offline-emulator"
     print(
-        f"No OPENAI_API_KEY set: using the offline emulator at {server.base_url} "
+        f"No OPENAI_API_KEY set: using the offline emulator at {emulator.base_url} "
         "(canned replies, server VAD off, turns detected locally)."
     )
 
 
 if __name__ == "__main__":
     _use_emulator_without_key()
-    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=prewarm))
+    cli.run_app(server)
