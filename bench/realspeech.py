@@ -308,13 +308,6 @@ def splice(markdown: str, section: str) -> str:
     return markdown.rstrip("\n") + "\n\n" + section
 
 
-def saved_section() -> str | None:
-    """The section from the last ``python -m bench.realspeech`` run, if there was one."""
-    if not RESULTS_JSON.exists():
-        return None
-    return render(json.loads(RESULTS_JSON.read_text()))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.realspeech", description=__doc__)
     ap.add_argument("--turns", type=int, default=96, help="turns in the conversation")

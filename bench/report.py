@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .realspeech import render as realspeech_section
+
 __all__ = ["render"]
 
 NA = "n/a"
@@ -511,6 +513,8 @@ def render(res: dict[str, Any]) -> str:
         )
     w("")
     _notes(res, w)
+    if "realspeech" in res:  # measured by bench.realspeech, in the same run
+        w("\n" + realspeech_section(res["realspeech"]))
     return "\n".join(out) + "\n"
 
 

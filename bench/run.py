@@ -21,6 +21,7 @@ from typing import Any
 
 from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
 from .floor import detector_floor
+from .realspeech import measure as measure_realspeech
 from .report import render
 
 BENCH = Path(__file__).resolve().parent
@@ -224,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
     _log("detector floor (offline)")
     results["floor"] = asyncio.run(detector_floor(fx))
+    _log("real speech (offline)")
+    results["realspeech"] = measure_realspeech(log=_log)
 
     # P3
     results["p3"] = run_worker("p3", {"kind": "p3", "switches": args.switches}, timeout=300)

@@ -4,9 +4,9 @@ Runs while the server is not detecting turns. Audio is cut into 32 ms windows of
 24 kHz stream the server receives; each window is scored by Silero (at 16 kHz, after an exact
 3:2 interpolation, so a window boundary in the VAD is a sample boundary on the wire). The
 gate decisions are therefore sample exact: a turn sends ``prefix_padding_ms`` before the
-detected onset, every speech sample, and ``silence_duration_ms`` of trailing silence counted
-from where the speech energy ended (at least Silero's lag, one to four windows, for windows
-shorter than that); the silence between turns is never sent. Bytes are forwarded unmodified
+detected onset of the sound, every speech sample, and ``silence_duration_ms`` of trailing
+silence counted from the last speech sound (dated by energy against the noise, where the noise
+leaves room for it); the silence between turns is never sent. Bytes are forwarded unmodified
 and in order, and the result does not depend on how the audio is split into pushes.
 
 Inference runs inline: one Silero window costs ~0.1 ms, less than a thread hop would add.
@@ -78,6 +78,25 @@ def _to_16k(x: np.ndarray) -> np.ndarray:
     return y
 
 
+_STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
+_SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the speech end
+_MIN_NOISE_DB = -70.0  # the noise estimate never goes below this (digital silence is -180)
+_NOISE_DOWN = 0.3  # per window: how fast the noise estimate follows a quieter window
+_NOISE_UP = 0.03  # ...and a louder one (~1 s)
+_ABOVE_NOISE_DB = 6.0  # a third this far over the noise is a sound (loud)...
+_BELOW_PEAK_DB = 40.0  # ...unless it is this far below the turn's loudest sound
+_ONSET_OVER_NOISE_DB = 3.0  # a window that may start a turn has a third this far over it
+_ONSET_QUIET_WINDOWS = 3  # this many quiet windows in a row end a sound
+_MAX_LAG_WINDOWS = 6  # Silero stays sure at most this long after a sound
+_TRUST_SILERO_BELOW = 3 * WINDOW_BYTES  # a lag this short: energy cannot see the speech end
+_ROOM_DB = (20.0, 40.0)  # energy room under the peak where it dates the end: not at all .. fully
+_STRONG_OVER_NOISE_DB = 12.0  # a sound this far over the noise...
+_STRONG_BELOW_PEAK_DB = 20.0  # ...and this close to the turn's peak keeps a turn going
+_STRONG_MAX_BYTES = 32 * WINDOW_BYTES  # ...for up to ~1 s after Silero last heard speech
+_REVIVE_BYTES = 10 * WINDOW_BYTES  # a sound this soon after the last voiced window is speech
+_LOOKBACK_BYTES = 32 * WINDOW_BYTES  # how far back a loud run may date a turn's onset
+
+
 class ClientTurnDetector:
     """Feeds 24 kHz PCM16 through Silero and returns what the gate must do, in order.
 
@@ -85,18 +104,22 @@ class ClientTurnDetector:
     32 ms windows; its probability is smoothed (``smoothing``) and read with hysteresis
     (``threshold`` to start, ``stop_threshold`` to keep going). Each window's three ~10.7 ms
     thirds are also measured in dBFS against a running estimate of the noise level (learnt
-    from every window that is not speech); a third is *loud* when it is ``_ABOVE_NOISE_DB``
-    over the noise and within ``_BELOW_PEAK_DB`` of the turn's peak.
+    from every window that is not speech).
 
-    * idle: audio is held; after ``min_speech_ms`` of windows at or above ``threshold``, each
-      with a loud third, the turn starts ``prefix_padding_ms`` before the loud run that led
-      into them (at most ``_LOOKBACK_BYTES`` earlier) and the held audio is released;
+    * idle: audio is held. A turn starts after ``min_speech_ms`` of windows at or above
+      ``threshold``, at least half of them standing out of the noise (so noise Silero
+      half-believes does not start one); it is sent from ``prefix_padding_ms`` before where
+      the sound began (after the last few windows with neither energy nor Silero's vote, at
+      most ``_LOOKBACK_BYTES`` back);
     * in a turn, every byte is forwarded as soon as it is pushed (scoring decides only
       where the turn ends);
-    * the speech end is the end of the last loud third that is either in a voiced window (at
-      or above ``stop_threshold``) or no more than ``_REVIVE_BYTES`` after the last voiced
-      window (a soft ending Silero missed). A voiced window without a loud third is Silero's
-      lag behind the sound (or noise it half-believes), so it does not move the speech end;
+    * the speech end is the end of the last *loud* third (over the noise, within
+      ``_BELOW_PEAK_DB`` of the turn's peak) of a voiced window, and at least a sure window's
+      end minus Silero's lag (``_lag_bytes``: long where the energy can see the real end,
+      none in noise that buries it). A window between the thresholds is voiced if it is loud
+      or the noise hides the speech. After the last voiced window, a loud third within
+      ``_REVIVE_BYTES``, or a sound near the turn's level within ``_STRONG_MAX_BYTES``, moves
+      the speech end too (a soft ending, a sibilant Silero does not take for speech);
     * the turn ends exactly ``silence_duration_ms`` after the speech end, checked every 10 ms
       of audio; any later speech sound moves that deadline before it passes.
 
@@ -133,8 +156,10 @@ class ClientTurnDetector:
         self._prob = 0.0  # smoothed speech probability
         self._noise_db: float = _MIN_NOISE_DB
         self._heard = False  # has the noise estimate seen a window yet
-        self._voiced_run = 0  # consecutive onset windows while idle
-        self._loud_from = 0  # idle: start of the current run of loud windows
+        self._voiced_run = 0  # idle: consecutive windows at or above threshold
+        self._loud_in_run = 0  # ...and how many of them stand out of the noise
+        self._loud_from = 0  # idle: where the current sound began
+        self._quiet_run = 0  # idle: consecutive windows with nothing over the noise
         self._speaking = False
         self._voiced_end = 0  # in a turn: end of the last voiced window
         self._speech_end = 0  # in a turn: where the last speech sound ended
@@ -186,13 +211,21 @@ class ClientTurnDetector:
 
         if not self._speaking:
             loud = loudest >= self._noise_db + _ONSET_OVER_NOISE_DB
-            if not loud:
+            # the sound began after the last few windows in a row with neither energy over the
+            # noise nor Silero's vote (a soft syllable between louder ones does not end it)
+            quiet = not loud and self._prob < self._stop_p
+            self._quiet_run = self._quiet_run + 1 if quiet else 0
+            if self._quiet_run >= _ONSET_QUIET_WINDOWS:
                 self._loud_from = self._scored
-            if loud and self._prob >= self._start_p:
+            if self._prob >= self._start_p:
                 self._voiced_run += 1
+                self._loud_in_run += loud
             else:
-                self._voiced_run = 0
-            if self._voiced_run >= self._onset_windows:
+                self._voiced_run = self._loud_in_run = 0
+            if (
+                self._voiced_run >= self._onset_windows
+                and 2 * self._loud_in_run >= self._voiced_run
+            ):
                 self._start_turn(actions)
             return
 
@@ -218,7 +251,7 @@ class ClientTurnDetector:
                 self._speech_end = max(self._speech_end, strong_end)
 
     def _learn_noise(self, level: float) -> None:
-        # the estimate follows quiet windows fast and louder ones slowly, so a short sound
+        # the estimate follows quieter windows fast and louder ones slowly, so a short sound
         # barely lifts it while a noise that stays is learnt in about a second
         if not self._heard:
             self._noise_db, self._heard = level, True
@@ -248,7 +281,7 @@ class ClientTurnDetector:
         # never re-send what an earlier turn already took as its trailing silence
         self._sent = max(self._sent, self._buf_start, onset - self._prefix_bytes)
         self._speaking = True
-        self._voiced_run = 0
+        self._voiced_run = self._loud_in_run = 0
         self._voiced_end = self._scored
         self._speech_end = self._scored
         self._peak_db = _MIN_NOISE_DB
@@ -257,7 +290,7 @@ class ClientTurnDetector:
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         actions.append((GateAction.SPEECH_STOPPED, b""))
         self._speaking = False
-        self._voiced_run = 0
+        self._voiced_run = self._loud_in_run = 0
         self._loud_from = self._scored
 
     def _trim(self) -> None:
@@ -269,24 +302,6 @@ class ClientTurnDetector:
         if drop > 0:
             del self._buf[:drop]
             self._buf_start += drop
-
-
-_STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
-_SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the speech end
-_MIN_NOISE_DB = -70.0  # the noise estimate never goes below this (digital silence is -180)
-_NOISE_DOWN = 0.3  # per window: how fast the noise estimate follows a quieter window
-_NOISE_UP = 0.03  # ...and a louder one (~1 s)
-_ABOVE_NOISE_DB = 6.0  # a third this far over the noise is a sound
-_ONSET_OVER_NOISE_DB = 3.0  # a window that may start a turn has a third this far over it
-_MAX_LAG_WINDOWS = 6  # Silero stays sure at most this long after a sound
-_TRUST_SILERO_BELOW = 3 * WINDOW_BYTES  # a lag this short: energy cannot see the speech end
-_ROOM_DB = (20.0, 40.0)  # energy room under the peak where it dates the end: not at all .. fully
-_STRONG_OVER_NOISE_DB = 12.0  # a sound this far over the noise...
-_STRONG_BELOW_PEAK_DB = 20.0  # ...and this close to the turn's peak keeps a turn going
-_STRONG_MAX_BYTES = 32 * WINDOW_BYTES  # ...for up to ~1 s after Silero last heard speech
-_BELOW_PEAK_DB = 40.0  # ...unless it is this far below the turn's loudest sound
-_REVIVE_BYTES = 10 * WINDOW_BYTES  # a sound this soon after the last voiced window is speech
-_LOOKBACK_BYTES = 16 * WINDOW_BYTES  # how far back a loud run may date a turn's onset
 
 
 def _subframe_db(x: np.ndarray) -> np.ndarray:
