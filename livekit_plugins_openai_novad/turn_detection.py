@@ -113,7 +113,7 @@ class ClientVad:
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
-    min_speech_ms: int = 128
+    min_speech_ms: int = 160
     stop_threshold: float | None = None
     smoothing: float = 0.35
 
