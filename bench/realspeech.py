@@ -4,7 +4,8 @@
 ``bench/_work``), runs novad's ``ClientTurnDetector`` and upstream's Silero VAD path
 (``silero.VAD.load(min_silence_duration=0.5)`` stream, START/END_OF_SPEECH) over the same audio
 of every condition, writes ``bench/realspeech.json`` and puts the table into
-``bench/RESULTS.md`` (``bench.report`` renders it from that file in a full run too).
+``bench/RESULTS.md`` between its markers (``python -m bench.run`` measures it too and renders
+it with the rest).
 
 Everything is measured in audio time: the audio is pushed as fast as the detectors take it in
 10 ms frames, and each decision is the stream position of the frame that produced it, so the
