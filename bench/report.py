@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .realspeech import render as realspeech_section
 from .report_p2 import p2_by_mode, p2_targets, render_p2
 
 __all__ = ["render"]
@@ -128,6 +129,8 @@ def render(res: dict[str, Any]) -> str:
     _profile(res, w)
     _targets(res, w)
     _notes(res, w)
+    if "realspeech" in res:  # measured by bench.realspeech, in the same run
+        w("\n" + realspeech_section(res["realspeech"]))
     return "\n".join(out) + "\n"
 
 

@@ -24,6 +24,7 @@ from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
 from .floor import detector_floor
 from .headline import update_readme
 from .hosting import MODES
+from .realspeech import measure as measure_realspeech
 from .report import render
 
 BENCH = Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ WORK = BENCH / "_work"
 # coarse, each limit then bisected (--refine); both implementations run the first steps, so
 # CPU per session compares at the same N
 DEFAULT_STEPS = (10, 25, 50, 100, 200, 300)
-PARTS = ("p1", "p3", "p2")  # p1 includes P4 and the offline detector floor
+PARTS = ("p1", "realspeech", "p3", "p2")  # p1 includes P4 and the offline detector floor
 LIMITS = ("keeps_real_time", "keeps_real_time_strict")
 
 
@@ -207,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         default=",".join(PARTS),
-        help="parts to run, comma separated: p1 (with P4 and the detector floor), p3, p2",
+        help="parts to run, comma separated: p1 (with P4 and the detector floor), realspeech, "
+        "p3, p2",
     )
     ap.add_argument("--p1-loops", type=int, default=10, help="fixture loops per P1 session")
     ap.add_argument("--p2-loops", type=int, default=1, help="fixture loops per P2 step")
@@ -294,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         results["p1"] = p1
         _log("detector floor (offline)")
         results["floor"] = asyncio.run(detector_floor(fx))
+
+    if "realspeech" in parts:  # offline, in audio time
+        _log("real speech (offline)")
+        results["realspeech"] = measure_realspeech(log=_log)
 
     if "p3" in parts:
         results["p3"] = run_worker("p3", {"kind": "p3", "switches": args.switches}, timeout=300)

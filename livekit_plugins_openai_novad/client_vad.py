@@ -4,9 +4,9 @@ Runs while the server is not detecting turns. Audio is cut into 32 ms windows of
 24 kHz stream the server receives; each window is scored by Silero (at 16 kHz, after an exact
 3:2 interpolation, so a window boundary in the VAD is a sample boundary on the wire). The
 gate decisions are therefore sample exact: a turn sends ``prefix_padding_ms`` before the
-detected onset, every speech sample, and ``silence_duration_ms`` of trailing silence counted
-from where the speech energy ended (at least Silero's lag, one to four windows, for windows
-shorter than that); the silence between turns is never sent. Bytes are forwarded unmodified
+detected onset of the sound, every speech sample, and ``silence_duration_ms`` of trailing
+silence counted from the last speech sound (dated by energy against the noise, where the noise
+leaves room for it); the silence between turns is never sent. Bytes are forwarded unmodified
 and in order, and the result does not depend on how the audio is split into pushes.
 
 Inference runs inline, on the runtime ``silero_runtime`` picks (~0.03 ms a window natively).
@@ -60,21 +60,53 @@ def _to_16k(x: np.ndarray) -> np.ndarray:
     return y
 
 
+_STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
+_SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the speech end
+_MIN_NOISE_DB = -70.0  # the noise estimate never goes below this (digital silence is -180)
+_NOISE_DOWN = 0.3  # per window: how fast the noise estimate follows a quieter window
+_NOISE_UP = 0.03  # ...and a louder one (~1 s)
+_ABOVE_NOISE_DB = 6.0  # a third this far over the noise is a sound (loud)...
+_BELOW_PEAK_DB = 40.0  # ...unless it is this far below the turn's loudest sound
+_ONSET_OVER_NOISE_DB = 3.0  # a window that may start a turn has a third this far over it
+_ONSET_QUIET_WINDOWS = 3  # this many quiet windows in a row end a sound
+_MAX_LAG_WINDOWS = 6  # Silero stays sure at most this long after a sound
+_TRUST_SILERO_BELOW = 3 * WINDOW_BYTES  # a lag this short: energy cannot see the speech end
+_ROOM_DB = (20.0, 40.0)  # energy room under the peak where it dates the end: not at all .. fully
+_STRONG_OVER_NOISE_DB = 12.0  # a sound this far over the noise...
+_STRONG_BELOW_PEAK_DB = 20.0  # ...and this close to the turn's peak keeps a turn going
+_STRONG_MAX_BYTES = 32 * WINDOW_BYTES  # ...for up to ~1 s after Silero last heard speech
+_REVIVE_BYTES = 10 * WINDOW_BYTES  # a sound this soon after the last voiced window is speech
+_LOOKBACK_BYTES = 32 * WINDOW_BYTES  # how far back a loud run may date a turn's onset
+
+
 class ClientTurnDetector:
     """Feeds 24 kHz PCM16 through Silero and returns what the gate must do, in order.
 
     Positions are absolute byte offsets in the stream pushed so far. Silero scores fixed
-    32 ms windows; the gate works at byte precision:
+    32 ms windows; its probability is smoothed (``smoothing``) and read with hysteresis
+    (``threshold`` to start, ``stop_threshold`` to keep going). Each window's three ~10.7 ms
+    thirds are also measured in dBFS against a running estimate of the noise level (learnt
+    from every window that is not speech).
 
-    * idle: audio is held (``prefix_padding_ms`` of it plus the onset windows); after
-      ``min_speech_ms`` of voiced windows the turn starts ``prefix_padding_ms`` before the
-      first of them, and the held audio is released;
+    * idle: audio is held. A turn starts after ``min_speech_ms`` of windows at or above
+      ``threshold``, at least half of them standing out of the noise (so noise Silero
+      half-believes does not start one); it is sent from ``prefix_padding_ms`` before where
+      the sound began (after the last few windows with neither energy nor Silero's vote, at
+      most ``_LOOKBACK_BYTES`` back);
     * in a turn, every byte is forwarded as soon as it is pushed (scoring decides only
       where the turn ends);
-    * at the first unvoiced window the trailing silence is dated from where the speech
-      energy really ended (Silero stays above threshold for a few windows after the last
-      sound), and the turn ends exactly ``silence_duration_ms`` later, checked on every push,
-      unless a voiced window comes first.
+    * the speech end is the end of the last *loud* third (over the noise, within
+      ``_BELOW_PEAK_DB`` of the turn's peak) of a voiced window, and at least a sure window's
+      end minus Silero's lag (``_lag_bytes``: long where the energy can see the real end,
+      none in noise that buries it). A window between the thresholds is voiced if it is loud
+      or the noise hides the speech. After the last voiced window, a loud third within
+      ``_REVIVE_BYTES``, or a sound near the turn's level within ``_STRONG_MAX_BYTES``, moves
+      the speech end too (a soft ending, a sibilant Silero does not take for speech);
+    * the turn ends exactly ``silence_duration_ms`` after the speech end, checked every 10 ms
+      of audio; any later speech sound moves that deadline before it passes.
+
+    Invariants: the bytes sent are the pushed bytes, unmodified and in order, each at most
+    once; the decisions depend only on the audio, not on how it is split into pushes.
     """
 
     def __init__(
@@ -88,6 +120,10 @@ class ClientTurnDetector:
         self._prefix_bytes = opts.prefix_padding_ms * _SAMPLES_PER_MS * 2
         self._silence_bytes = opts.silence_duration_ms * _SAMPLES_PER_MS * 2
         self._onset_windows = max(1, -(-opts.min_speech_ms // 32))
+        self._start_p = opts.threshold
+        self._stop_p = opts.effective_stop_threshold
+        self._keep = 1.0 - opts.smoothing
+        self._hold_bytes = self._prefix_bytes + self._onset_windows * WINDOW_BYTES + _LOOKBACK_BYTES
         self.reset()
 
     def reset(self) -> None:
@@ -99,11 +135,17 @@ class ClientTurnDetector:
         self._buf_start = 0
         self._scored = 0  # end of the audio Silero has scored
         self._sent = 0  # end of the audio released to the server
-        self._voiced_run = 0  # consecutive voiced windows while idle
+        self._prob = 0.0  # smoothed speech probability
+        self._noise_db: float = _MIN_NOISE_DB
+        self._heard = False  # has the noise estimate seen a window yet
+        self._voiced_run = 0  # idle: consecutive windows at or above threshold
+        self._loud_in_run = 0  # ...and how many of them stand out of the noise
+        self._loud_from = 0  # idle: where the current sound began
+        self._quiet_run = 0  # idle: consecutive windows with nothing over the noise
         self._speaking = False
-        self._deadline: int | None = None  # in trailing silence: where the turn ends
-        self._loud_end = 0  # end of the last 10 ms of the turn above the energy threshold
-        self._peak_db = _FLOOR_DB
+        self._voiced_end = 0  # in a turn: end of the last voiced window
+        self._speech_end = 0  # in a turn: where the last speech sound ended
+        self._peak_db = _MIN_NOISE_DB
 
     @property
     def speaking(self) -> bool:
@@ -124,8 +166,9 @@ class ClientTurnDetector:
         while self._scored + WINDOW_BYTES <= end:
             self._window(actions)
         if self._speaking:
-            self._release(end if self._deadline is None else min(end, self._deadline), actions)
-            if self._deadline is not None and end >= self._deadline:
+            deadline = self._speech_end + self._silence_bytes
+            self._release(min(end, deadline), actions)
+            if end >= deadline:
                 self._end_turn(actions)
 
     def _bytes(self, start: int, stop: int) -> bytes:
@@ -141,58 +184,106 @@ class ClientTurnDetector:
         window = self._bytes(start, start + WINDOW_BYTES)
         self._scored = start + WINDOW_BYTES
         x = np.frombuffer(window, dtype=np.int16).astype(np.float32) * _F32_SCALE
-        voiced = float(self._score(_to_16k(x))) >= self._opts.threshold
+        self._prob += self._keep * (float(self._score(_to_16k(x))) - self._prob)
+        levels = _subframe_db(x)
+        loudest = float(levels.max())
+        if not self._speaking or self._prob < self._stop_p:
+            self._learn_noise(float(levels.mean()))
+        above_noise = self._noise_db + _ABOVE_NOISE_DB
 
         if not self._speaking:
-            self._voiced_run = self._voiced_run + 1 if voiced else 0
-            if self._voiced_run >= self._onset_windows:
-                onset = self._scored - self._voiced_run * WINDOW_BYTES
-                # never re-send what an earlier turn already took as its trailing silence
-                self._sent = max(self._sent, self._buf_start, onset - self._prefix_bytes)
-                self._speaking = True
-                self._deadline = None
-                self._voiced_run = 0
-                self._loud_end = self._scored
-                self._peak_db = _FLOOR_DB
-                actions.append((GateAction.SPEECH_STARTED, b""))
+            loud = loudest >= self._noise_db + _ONSET_OVER_NOISE_DB
+            # the sound began after the last few windows in a row with neither energy over the
+            # noise nor Silero's vote (a soft syllable between louder ones does not end it)
+            quiet = not loud and self._prob < self._stop_p
+            self._quiet_run = self._quiet_run + 1 if quiet else 0
+            if self._quiet_run >= _ONSET_QUIET_WINDOWS:
+                self._loud_from = self._scored
+            if self._prob >= self._start_p:
+                self._voiced_run += 1
+                self._loud_in_run += loud
+            else:
+                self._voiced_run = self._loud_in_run = 0
+            if (
+                self._voiced_run >= self._onset_windows
+                and 2 * self._loud_in_run >= self._voiced_run
+            ):
+                self._start_turn(actions)
             return
 
-        levels = _subframe_db(x)
-        self._peak_db = max(self._peak_db, float(levels.max()))
-        threshold = max(_FLOOR_DB, self._peak_db - _BELOW_PEAK_DB)
-        loud = np.flatnonzero(levels >= threshold)
-        if loud.size:
-            self._loud_end = start + (int(loud[-1]) + 1) * _SUBFRAME_BYTES
-        if voiced:
-            self._deadline = None
-            self._loud_end = max(self._loud_end, self._scored - _MAX_TAIL_BYTES)
-        elif self._deadline is None:
-            # Silero lags the sound by a few windows: date the silence from the energy
-            self._deadline = max(self._loud_end, self._scored - WINDOW_BYTES - _MAX_TAIL_BYTES)
-            self._deadline += self._silence_bytes
+        self._peak_db = max(self._peak_db, loudest)
+        loud_end = self._last_at_or_above(levels, max(above_noise, self._peak_db - _BELOW_PEAK_DB))
+        lag = self._lag_bytes()
+        if self._prob >= self._start_p or (
+            # in between the thresholds: speech if it is heard, or if noise hides it
+            self._prob >= self._stop_p and (loud_end or lag < _TRUST_SILERO_BELOW)
+        ):
+            self._voiced_end = self._scored
+            self._speech_end = max(self._speech_end, loud_end, self._scored - lag)
+        elif loud_end and loud_end <= self._voiced_end + _REVIVE_BYTES:
+            self._speech_end = max(self._speech_end, loud_end)
+        else:
+            # a sound near the turn's level, well over the noise, before the turn ends:
+            # speech Silero does not recognise (a sibilant, a soft onset), not a pause
+            strong = max(
+                self._noise_db + _STRONG_OVER_NOISE_DB, self._peak_db - _STRONG_BELOW_PEAK_DB
+            )
+            strong_end = self._last_at_or_above(levels, strong)
+            if strong_end <= self._voiced_end + _STRONG_MAX_BYTES:
+                self._speech_end = max(self._speech_end, strong_end)
+
+    def _learn_noise(self, level: float) -> None:
+        # the estimate follows quieter windows fast and louder ones slowly, so a short sound
+        # barely lifts it while a noise that stays is learnt in about a second
+        if not self._heard:
+            self._noise_db, self._heard = level, True
+        rate = _NOISE_DOWN if level < self._noise_db else _NOISE_UP
+        self._noise_db = max(_MIN_NOISE_DB, self._noise_db + rate * (level - self._noise_db))
+
+    def _last_at_or_above(self, levels: np.ndarray, db: float) -> int:
+        """End of the window's last third at or above ``db`` (0 if none)."""
+        at = np.flatnonzero(levels >= db)
+        return self._scored - WINDOW_BYTES + (int(at[-1]) + 1) * _SUBFRAME_BYTES if at.size else 0
+
+    def _lag_bytes(self) -> int:
+        """How far before a sure window's end the sound may have ended.
+
+        Silero stays sure for up to ``_MAX_LAG_WINDOWS`` after a sound; where the noise leaves
+        enough room under the turn's peak, the energy finds the real end inside that lag. In
+        noise the end of the speech is buried, and Silero's own end is the better date.
+        """
+        room = self._peak_db - self._noise_db - _ABOVE_NOISE_DB
+        share = min(1.0, max(0.0, (room - _ROOM_DB[0]) / (_ROOM_DB[1] - _ROOM_DB[0])))
+        return int(round(share * _MAX_LAG_WINDOWS)) * WINDOW_BYTES
+
+    def _start_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
+        onset = max(
+            self._loud_from, self._scored - self._onset_windows * WINDOW_BYTES - _LOOKBACK_BYTES
+        )
+        # never re-send what an earlier turn already took as its trailing silence
+        self._sent = max(self._sent, self._buf_start, onset - self._prefix_bytes)
+        self._speaking = True
+        self._voiced_run = self._loud_in_run = 0
+        self._voiced_end = self._scored
+        self._speech_end = self._scored
+        self._peak_db = _MIN_NOISE_DB
+        actions.append((GateAction.SPEECH_STARTED, b""))
 
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         actions.append((GateAction.SPEECH_STOPPED, b""))
         self._speaking = False
-        self._deadline = None
-        self._voiced_run = 0
+        self._voiced_run = self._loud_in_run = 0
+        self._loud_from = self._scored
 
     def _trim(self) -> None:
-        # keep what the next turn may need: its prefix padding and its onset windows
-        keep_from = self._scored - self._prefix_bytes - self._onset_windows * WINDOW_BYTES
+        # keep what the next turn may need: its prefix padding, onset windows and look-back
+        keep_from = self._scored - self._hold_bytes
         if self._speaking:
             keep_from = min(keep_from, self._sent)
         drop = keep_from - self._buf_start
         if drop > 0:
             del self._buf[:drop]
             self._buf_start += drop
-
-
-_STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
-_SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the silence start
-_FLOOR_DB = -50.0  # quieter than this is silence, however quiet the speaker
-_BELOW_PEAK_DB = 35.0  # ...and so is anything this far below the turn's loudest sound
-_MAX_TAIL_BYTES = 4 * WINDOW_BYTES  # how far back the energy may date the silence
 
 
 def _subframe_db(x: np.ndarray) -> np.ndarray:

@@ -82,21 +82,40 @@ TurnDetection = ServerVad | SemanticVad
 TurnDetectionInput = ServerVad | SemanticVad | Mapping[str, Any] | BaseModel
 
 
+_STOP_BELOW_START = 0.15  # ClientVad's default stop_threshold is this far below threshold
+
+
 @dataclass(frozen=True)
 class ClientVad:
     """Client-side turn detection with Silero, used while the server is not detecting turns.
 
-    The knobs mean what the server's VAD knobs mean: ``threshold`` is the speech probability
-    above which a 32 ms window counts as speech, ``prefix_padding_ms`` is the audio kept (and
-    sent) before the detected onset, ``silence_duration_ms`` is the silence that ends a turn,
-    and ``min_speech_ms`` is how much speech must be heard before a turn starts (so a click
-    does not interrupt the agent).
+    Each knob trades turn-start latency, false turns (on coughs, music, noise) and splits
+    (a turn cut in two at a pause inside it):
+
+    * ``threshold``: smoothed speech probability at which a 32 ms window may start a turn.
+      Higher: fewer false turns, a later (or, for very soft speech, no) start.
+    * ``stop_threshold``: the probability a turn in progress must stay at or above to count
+      as speech (``None``: ``threshold - 0.15``, as the server's VAD and the Silero plugin).
+      Lower: fewer splits at soft syllables, but noise that Silero half-believes may keep a
+      turn open longer. Must not exceed ``threshold``.
+    * ``smoothing``: weight of the previous value in the exponential smoothing of Silero's
+      probability (0 = none). Higher: a one-window spike or dip matters less, at up to a
+      window or two of extra latency at both ends.
+    * ``min_speech_ms``: speech needed before a turn starts (rounded up to 32 ms windows).
+      Higher: short bursts (a cough, a beep, a few notes) are rejected, and a real barge-in
+      interrupts the agent that much later. The audio before the onset is not lost: the turn
+      is sent from ``prefix_padding_ms`` before where the sound began.
+    * ``prefix_padding_ms``: audio sent before the detected onset of the sound.
+    * ``silence_duration_ms``: silence after the last speech sound that ends a turn. Higher:
+      fewer splits at long pauses, a later answer.
     """
 
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
-    min_speech_ms: int = 64
+    min_speech_ms: int = 160
+    stop_threshold: float | None = None
+    smoothing: float = 0.35
 
     def __post_init__(self) -> None:
         _check_threshold("threshold", self.threshold)
@@ -104,6 +123,24 @@ class ClientVad:
             _check_ms(name, getattr(self, name))
         if self.silence_duration_ms < 32:
             raise ValueError("silence_duration_ms must be at least 32 (one VAD window)")
+        if self.stop_threshold is not None:
+            _check_threshold("stop_threshold", self.stop_threshold)
+            if self.stop_threshold > self.threshold:
+                raise ValueError(
+                    f"stop_threshold must not exceed threshold ({self.threshold!r}), "
+                    f"got {self.stop_threshold!r}"
+                )
+        if isinstance(self.smoothing, bool) or not isinstance(self.smoothing, (int, float)):
+            raise ValueError(f"smoothing must be a number in [0, 1), got {self.smoothing!r}")
+        if not 0.0 <= float(self.smoothing) < 1.0:  # NaN fails this too
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing!r}")
+
+    @property
+    def effective_stop_threshold(self) -> float:
+        """``stop_threshold``, or its default derived from ``threshold``."""
+        if self.stop_threshold is not None:
+            return self.stop_threshold
+        return max(0.0, self.threshold - _STOP_BELOW_START)
 
 
 class TurnDetectionMismatch(Exception):
@@ -113,8 +150,7 @@ class TurnDetectionMismatch(Exception):
         self.requested = requested
         self.echoed = echoed
         super().__init__(
-            f"server confirmed turn_detection={echoed!r} but "
-            f"{_describe(requested)} was requested"
+            f"server confirmed turn_detection={echoed!r} but {_describe(requested)} was requested"
         )
 
 

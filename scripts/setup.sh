@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up this repo on a fresh Debian 12 machine; safe to run again (it skips what is done).
 #   - Debian packages: audio tools for the console demo/tests, espeak-ng + sox for fixtures,
-#     python3-venv + make for the rest (apt only runs as root, and only if something is missing)
+#     python3-venv + make for the rest, recorded human prompts (Spanish, Russian, French) for the
+#     real-speech benchmark (apt only runs as root, and only if something is missing)
 #   - .venv with the package installed editable, with its dev extras
 set -euo pipefail
 
@@ -10,6 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     espeak-ng sox libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils tmux
     python3 python3-venv make
+    asterisk-core-sounds-es-wav asterisk-core-sounds-ru-wav asterisk-prompt-es-co
+    asterisk-prompt-fr-armelle
 )
 
 missing=()

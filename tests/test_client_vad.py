@@ -1,12 +1,18 @@
-"""The client VAD gate on real speech with real Silero, byte by byte (no sockets)."""
+"""The client VAD gate on real speech with real Silero, byte by byte, and through a session."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+import numpy as np
 import pytest
+from agent_harness import agent_run
 from conftest import FIXTURES, speech_segments
 
 from livekit_plugins_openai_novad import ClientVad
 from livekit_plugins_openai_novad.client_vad import ClientTurnDetector, GateAction
+from livekit_plugins_openai_novad.testing import FakeRealtimeServer
 from livekit_plugins_openai_novad.testing.agent_io import read_wav
 
 pytestmark = pytest.mark.timeout(60)
@@ -79,3 +85,109 @@ def test_decisions_do_not_depend_on_push_size() -> None:
     reference = _gate_output(pcm, 480)  # 10 ms frames
     for step in (2 * 7 * 24, 4800, 24000, 48000 * 3):  # 7 ms, 100 ms, 500 ms, 3 s pushes
         assert _gate_output(pcm, step) == reference, step
+
+
+# -- real recorded speech: a turn with a pause inside, then a cough and a burst of music ---------
+
+REAL = "real_turn.wav"
+
+
+def _real_truth() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(speech regions, distractors) of the real-speech fixture, [start, end) in samples."""
+    data = json.loads((FIXTURES / "real_turn.json").read_text())
+    speech = [(s["start_sample"], s["end_sample"]) for s in data["speech"]]
+    return speech, [(d["start_sample"], d["end_sample"]) for d in data["distractors"]]
+
+
+def _turns(pcm: bytes, step_bytes: int, opts: ClientVad) -> list[tuple[int, int]]:
+    """Each turn as the [first, last + 1) samples of the input its gate sent."""
+    det = ClientTurnDetector(opts)
+    turns: list[tuple[int, int]] = []
+    sent = bytearray()
+    turn_start = 0
+    for i in range(0, len(pcm), step_bytes):
+        for action, data in det.push(pcm[i : i + step_bytes]):
+            if action is GateAction.SEND:
+                sent += data
+            elif action is GateAction.SPEECH_STARTED:
+                turn_start = len(sent)
+            else:
+                piece = bytes(sent[turn_start:])
+                pos = pcm.find(piece)
+                assert pos >= 0, "a turn is not a contiguous piece of the input"
+                turns.append((pos // 2, (pos + len(piece)) // 2))
+    assert not det.speaking, "the clip ends in a turn"
+    return turns
+
+
+@pytest.mark.parametrize("lead_ms", [0, 8, 16, 24])  # four alignments to the 32 ms windows
+@pytest.mark.parametrize("frame_ms", [10, 7])
+def test_real_speech_with_a_pause_a_cough_and_music_is_one_whole_turn(
+    lead_ms: int, frame_ms: int
+) -> None:
+    lead = SR * lead_ms // 1000
+    pcm = bytes(2 * lead) + read_wav(FIXTURES / REAL)
+    speech, distractors = _real_truth()
+    turns = _turns(pcm, SR * frame_ms // 1000 * 2, ClientVad())
+    assert len(turns) == 1, turns  # not split at the 300 ms pause, no turn on cough or music
+    start, end = turns[0]
+    assert start <= lead + speech[0][0] and end >= lead + speech[-1][1], "speech not committed"
+    # ...and the turn ended before the cough: it was not merely stretched over it
+    assert end < lead + distractors[0][0]
+
+
+def test_real_speech_in_noise_decides_the_same_however_it_is_pushed() -> None:
+    clean = np.frombuffer(read_wav(FIXTURES / REAL), dtype="<i2").astype(np.float64)
+    noise = np.random.default_rng(3).standard_normal(len(clean)) * 300.0  # ~ -41 dBFS
+    pcm = np.clip(np.round(clean + noise), -32768, 32767).astype("<i2").tobytes()
+    reference = _gate_output(pcm, 480)
+    assert reference[1], "no turn at all"
+    for step in (2 * 7 * 24, 4800, 24000 * 2 + 2, len(pcm)):
+        assert _gate_output(pcm, step) == reference, step
+
+
+async def test_real_speech_through_an_agent_session_is_one_answered_turn(
+    server: FakeRealtimeServer,
+) -> None:
+    wav = read_wav(FIXTURES / REAL)
+    speech, _ = _real_truth()
+    async with agent_run(server) as run:
+        run.mic.play(wav)
+        await run.conn.wait_for_client_event("response.create", count=1, timeout=30)
+        await run.mic.wait_drained()
+        await asyncio.wait_for(run.speaker.segment_finished.wait(), 10)
+        assert len(run.events("response.create")) == 1
+        assert len(run.conn.commits) == 1
+        committed = run.conn.commits[0]
+        pos = wav.find(committed)
+        if pos < 0:  # the commit may start in the silence pushed before the clip
+            pos = (bytes(SR * 2) + wav).find(committed) - SR * 2
+        assert pos > -SR * 2, "committed audio is not a contiguous piece of what was pushed"
+        start, end = pos // 2, (pos + len(committed)) // 2
+        assert start <= speech[0][0] and end >= speech[-1][1], "a speech sample was not committed"
+        assert run.conn.appended_bytes == len(committed)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"stop_threshold": 0.6}, "stop_threshold"),  # above the default threshold 0.5
+        ({"stop_threshold": -0.1}, "stop_threshold"),
+        ({"stop_threshold": True}, "stop_threshold"),
+        ({"smoothing": 1.0}, "smoothing"),
+        ({"smoothing": -0.2}, "smoothing"),
+        ({"smoothing": float("nan")}, "smoothing"),
+        ({"smoothing": "0.3"}, "smoothing"),
+    ],
+)
+def test_client_vad_rejects_bad_new_options_naming_the_field(
+    kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValueError, match=field):
+        ClientVad(**kwargs)  # type: ignore[arg-type]
+
+
+def test_client_vad_stop_threshold_defaults_below_threshold() -> None:
+    assert ClientVad().effective_stop_threshold == pytest.approx(0.35)
+    assert ClientVad(threshold=0.1).effective_stop_threshold == 0.0
+    assert ClientVad(threshold=0.6, stop_threshold=0.6).effective_stop_threshold == 0.6
