@@ -65,6 +65,8 @@ class GateAction(Enum):
     SEND = "send"  # forward these bytes to the server
     SPEECH_STARTED = "speech_started"
     SPEECH_STOPPED = "speech_stopped"  # the turn is over: commit what was sent
+    PAUSED = "paused"  # preemptive_after_ms into the trailing silence (the turn may end)
+    RESUMED = "resumed"  # voice again after PAUSED: the turn goes on
 
 
 _F32_SCALE = np.float32(1.0 / 32768.0)
@@ -92,7 +94,11 @@ class ClientTurnDetector:
     * at the first unvoiced window the trailing silence is dated from where the speech
       energy really ended (Silero stays above threshold for a few windows after the last
       sound), and the turn ends exactly ``silence_duration_ms`` later, checked on every push,
-      unless a voiced window comes first.
+      unless a voiced window comes first;
+    * with ``preemptive_after_ms`` shorter than the window, ``PAUSED`` marks that point of
+      the trailing silence (everything before it has been sent, nothing after it), and a
+      voiced window after it gives ``RESUMED``; each pause ends in one of the two or in
+      ``SPEECH_STOPPED``, and ``speech_s`` is the turn's length up to the silence.
     """
 
     def __init__(
@@ -106,6 +112,12 @@ class ClientTurnDetector:
         self._prefix_bytes = opts.prefix_padding_ms * _SAMPLES_PER_MS * 2
         self._silence_bytes = opts.silence_duration_ms * _SAMPLES_PER_MS * 2
         self._onset_windows = max(1, -(-opts.min_speech_ms // 32))
+        pre = opts.preemptive_after_ms
+        self._pause_bytes = (
+            pre * _SAMPLES_PER_MS * 2
+            if pre is not None and pre < opts.silence_duration_ms
+            else None
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -120,12 +132,24 @@ class ClientTurnDetector:
         self._voiced_run = 0  # consecutive voiced windows while idle
         self._speaking = False
         self._deadline: int | None = None  # in trailing silence: where the turn ends
+        self._pause_at: int | None = None  # in trailing silence: where PAUSED is due
+        self._paused = False  # PAUSED given, neither RESUMED nor SPEECH_STOPPED yet
+        self._onset = 0  # where the turn's first voiced window began
         self._loud_end = 0  # end of the last 10 ms of the turn above the energy threshold
         self._peak_db = _FLOOR_DB
 
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def speech_s(self) -> float:
+        """The current turn's length from its onset to the start of the trailing silence
+        (to now while voiced)."""
+        if not self._speaking:
+            return 0.0
+        end = self._scored if self._deadline is None else self._deadline - self._silence_bytes
+        return max(0, end - self._onset) / (2 * SAMPLE_RATE)
 
     def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
@@ -142,8 +166,12 @@ class ClientTurnDetector:
         while self._scored + WINDOW_BYTES <= end:
             self._window(actions)
         if self._speaking:
-            self._release(end if self._deadline is None else min(end, self._deadline), actions)
+            upto = end if self._deadline is None else min(end, self._deadline)
+            if self._pause_at is not None:
+                upto = min(upto, self._pause_at)  # nothing after a pause point before PAUSED
+            self._release(upto, actions)
             if self._deadline is not None and end >= self._deadline:
+                self._release(self._deadline, actions)
                 self._end_turn(actions)
 
     def _bytes(self, start: int, stop: int) -> bytes:
@@ -167,6 +195,7 @@ class ClientTurnDetector:
                 onset = self._scored - self._voiced_run * WINDOW_BYTES
                 # never re-send what an earlier turn already took as its trailing silence
                 self._sent = max(self._sent, self._buf_start, onset - self._prefix_bytes)
+                self._onset = onset
                 self._speaking = True
                 self._deadline = None
                 self._voiced_run = 0
@@ -183,16 +212,34 @@ class ClientTurnDetector:
             self._loud_end = start + (int(loud[-1]) + 1) * _SUBFRAME_BYTES
         if voiced:
             self._deadline = None
+            self._pause_at = None
             self._loud_end = max(self._loud_end, self._scored - _MAX_TAIL_BYTES)
-        elif self._deadline is None:
-            # Silero lags the sound by a few windows: date the silence from the energy
-            self._deadline = max(self._loud_end, self._scored - WINDOW_BYTES - _MAX_TAIL_BYTES)
-            self._deadline += self._silence_bytes
+            if self._paused:
+                self._paused = False
+                self._release(self._scored, actions)  # up to the voiced window, exactly
+                actions.append((GateAction.RESUMED, b""))
+        else:
+            if self._deadline is None:
+                # Silero lags the sound by a few windows: date the silence from the energy
+                start = max(self._loud_end, self._scored - WINDOW_BYTES - _MAX_TAIL_BYTES)
+                self._deadline = start + self._silence_bytes
+                if self._pause_bytes is not None:
+                    # not before this window: what was sent before it cannot be held back
+                    pause_at = max(start + self._pause_bytes, self._scored)
+                    self._pause_at = pause_at if pause_at < self._deadline else None
+            # a pause point counts once the window holding it is heard unvoiced
+            if self._pause_at is not None and self._scored >= self._pause_at:
+                self._release(self._pause_at, actions)
+                actions.append((GateAction.PAUSED, b""))
+                self._pause_at = None
+                self._paused = True
 
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         actions.append((GateAction.SPEECH_STOPPED, b""))
         self._speaking = False
         self._deadline = None
+        self._pause_at = None
+        self._paused = False
         self._voiced_run = 0
 
     def _trim(self) -> None:

@@ -91,17 +91,26 @@ class ClientVad:
     sent) before the detected onset, ``silence_duration_ms`` is the silence that ends a turn,
     and ``min_speech_ms`` is how much speech must be heard before a turn starts (so a click
     does not interrupt the agent).
+
+    ``preemptive_after_ms``: this far into the trailing silence the turn is committed and its
+    reply requested, held until the silence window completes (cancelled if the user speaks
+    again first), so the server's time to first audio runs inside the window. It applies
+    while the AgentSession's ``turn_handling["preemptive_generation"]`` is enabled (the
+    framework's default) and is shorter than ``silence_duration_ms``; ``None`` turns it off.
     """
 
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
     min_speech_ms: int = 64
+    preemptive_after_ms: int | None = 200
 
     def __post_init__(self) -> None:
         _check_threshold("threshold", self.threshold)
         for name in ("prefix_padding_ms", "silence_duration_ms", "min_speech_ms"):
             _check_ms(name, getattr(self, name))
+        if self.preemptive_after_ms is not None:
+            _check_ms("preemptive_after_ms", self.preemptive_after_ms)
         if self.silence_duration_ms < 32:
             raise ValueError("silence_duration_ms must be at least 32 (one VAD window)")
 

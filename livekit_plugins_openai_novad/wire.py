@@ -236,8 +236,25 @@ def input_audio_clear_event() -> dict[str, Any]:
     return {"type": "input_audio_buffer.clear", "event_id": new_event_id("clear_")}
 
 
-def response_create_event(*, event_id: str | None = None) -> dict[str, Any]:
-    return {"type": "response.create", "event_id": event_id or new_event_id("response_create_")}
+def response_create_event(
+    *, event_id: str | None = None, metadata: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``metadata`` is echoed in the server's ``response`` object (both wires)."""
+    event: dict[str, Any] = {
+        "type": "response.create",
+        "event_id": event_id or new_event_id("response_create_"),
+    }
+    if metadata is not None:
+        event["response"] = {"metadata": dict(metadata)}
+    return event
+
+
+def item_delete_event(item_id: str) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.delete",
+        "event_id": new_event_id("item_delete_"),
+        "item_id": item_id,
+    }
 
 
 def response_cancel_event(response_id: str | None = None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def test_turns_are_exact_and_end_one_silence_window_after_the_speech(
                 sent += data
             elif action is GateAction.SPEECH_STARTED:
                 turn_start = len(sent)
-            else:
+            elif action is GateAction.SPEECH_STOPPED:
                 piece = bytes(sent[turn_start:])
                 pos = pcm.find(piece)
                 assert pos >= 0, "a turn is not a contiguous piece of the input"

@@ -1,0 +1,194 @@
+"""The preemptive-reply state machine (no socket) and the detector's pause points (real
+Silero on real speech)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, speech_segments
+
+from livekit_plugins_openai_novad import ClientVad
+from livekit_plugins_openai_novad.client_vad import ClientTurnDetector, GateAction
+from livekit_plugins_openai_novad.speculation import PreemptiveOptions, Speculation, Verdict
+from livekit_plugins_openai_novad.testing.agent_io import read_wav
+
+pytestmark = pytest.mark.timeout(60)
+SR = 24000
+
+
+def _reply(rid: str, item: str, origin: str | None) -> list[dict[str, Any]]:
+    """A reply's server events in the GA order."""
+    meta = {"client_event_id": origin} if origin else None
+    ids = {"response_id": rid, "item_id": item, "output_index": 0, "content_index": 0}
+    return [
+        {"type": "response.created", "response": {"id": rid, "metadata": meta}},
+        {"type": "response.output_item.added", "response_id": rid, "item": {"id": item}},
+        {
+            "type": "conversation.item.added",
+            "item": {"id": item, "role": "assistant", "status": "in_progress"},
+        },
+        {"type": "response.output_audio.delta", **ids, "delta": "AAAA"},
+        {"type": "response.output_audio.done", **ids},
+        {"type": "response.output_item.done", "response_id": rid, "item": {"id": item}},
+        {"type": "response.done", "response": {"id": rid, "status": "completed"}},
+    ]
+
+
+def _feed(spec: Speculation[int], events: list[dict[str, Any]]) -> list[Verdict]:
+    return [spec.on_server_event(e, i)[0] for i, e in enumerate(events)]
+
+
+def test_a_confirmed_speculation_is_held_then_released_in_order() -> None:
+    spec: Speculation[int] = Speculation()
+    assert spec.should_speculate(speech_s=1.0, other_response_active=False)
+    create = spec.start()
+    origin = create["response"]["metadata"]["client_event_id"]
+    assert create["event_id"] == origin
+    events = _reply("resp_1", "item_1", origin)
+    unrelated = {"type": "conversation.item.input_audio_transcription.completed", "item_id": "u"}
+    verdicts = _feed(spec, events[:3]) + [spec.on_server_event(unrelated, 99)[0]]
+    assert verdicts == [Verdict.HOLD, Verdict.HOLD, Verdict.HOLD, Verdict.PASS]
+    assert spec.hold_audio(b"\x00\x00")  # the window's silence after the commit
+    release = spec.confirm()
+    assert release is not None and release.held == [0, 1, 2] and not release.needs_reply
+    assert not spec.pending
+    # the rest of the reply goes straight through
+    assert _feed(spec, events[3:]) == [Verdict.PASS] * 4
+
+
+def test_a_cancelled_speculation_is_undone_and_never_surfaces() -> None:
+    spec: Speculation[int] = Speculation()
+    origin = spec.start()["event_id"]
+    events = _reply("resp_1", "item_1", origin)
+    assert _feed(spec, events[:2]) == [Verdict.HOLD, Verdict.HOLD]
+    spec.hold_audio(b"ab")
+    undo, audio = spec.cancel()
+    assert audio == b"ab"  # the turn goes on: this audio is part of it
+    assert [(e["type"], e.get("response_id"), e.get("item_id")) for e in undo] == [
+        ("response.cancel", "resp_1", None),
+        ("conversation.item.delete", None, "item_1"),
+    ]
+    # what was still on its way from the server is dropped, the delete's answer too
+    tail = events[2:] + [{"type": "conversation.item.deleted", "item_id": "item_1"}]
+    assert _feed(spec, tail) == [Verdict.DROP] * len(tail)
+    assert spec.confirm() is None
+    assert (spec.started, spec.cancelled) == (1, 1)
+    # a later, ordinary reply is not confused with it
+    assert set(_feed(spec, _reply("resp_2", "item_2", None))) == {Verdict.PASS}
+
+
+def test_cancelled_before_the_server_named_it() -> None:
+    spec: Speculation[int] = Speculation()
+    origin = spec.start()["event_id"]
+    undo, _ = spec.cancel()
+    assert [(e["type"], e.get("response_id")) for e in undo] == [("response.cancel", None)]
+    events = _reply("resp_1", "item_1", origin)
+    out = [spec.on_server_event(e, i) for i, e in enumerate(events)]
+    assert [v for v, _ in out] == [Verdict.DROP] * len(events)
+    # the item it created anyway is deleted once named, exactly once
+    deletes = [e for _, evs in out for e in evs]
+    assert [(e["type"], e["item_id"]) for e in deletes] == [("conversation.item.delete", "item_1")]
+
+
+def test_a_reply_done_before_the_user_resumed_is_deleted_not_cancelled() -> None:
+    spec: Speculation[int] = Speculation()
+    origin = spec.start()["event_id"]
+    assert set(_feed(spec, _reply("resp_1", "item_1", origin))) == {Verdict.HOLD}
+    undo, _ = spec.cancel()
+    assert [e["type"] for e in undo] == ["conversation.item.delete"]
+
+
+def test_a_refused_speculation_asks_again_at_the_window() -> None:
+    spec: Speculation[int] = Speculation()
+    origin = spec.start()["event_id"]
+    error = {"type": "error", "error": {"code": "x", "event_id": origin}}
+    assert spec.on_server_event(error, 0)[0] is Verdict.PASS  # surfaced like any error
+    release = spec.confirm()
+    assert release is not None and release.needs_reply and release.held == []
+
+
+def test_limits_per_turn() -> None:
+    spec: Speculation[int] = Speculation(PreemptiveOptions(max_retries=2, max_speech_duration=3))
+    assert not spec.should_speculate(speech_s=3.5, other_response_active=False)
+    assert not spec.should_speculate(speech_s=1.0, other_response_active=True)
+    for _ in range(2):
+        assert spec.should_speculate(speech_s=1.0, other_response_active=False)
+        spec.start()
+        spec.cancel()
+    assert not spec.should_speculate(speech_s=1.0, other_response_active=False)
+    spec.end_turn()
+    assert spec.should_speculate(speech_s=1.0, other_response_active=False)
+    off: Speculation[int] = Speculation(PreemptiveOptions.from_turn_handling({"enabled": False}))
+    assert not off.should_speculate(speech_s=1.0, other_response_active=False)
+    opts = PreemptiveOptions.from_turn_handling({"max_retries": 1, "preemptive_tts": False})
+    assert opts == PreemptiveOptions(enabled=True, max_speech_duration=10.0, max_retries=1)
+
+
+def test_reset_forgets_the_old_connection() -> None:
+    spec: Speculation[int] = Speculation()
+    spec.start()
+    spec.reset()
+    assert not spec.pending and spec.confirm() is None
+    assert spec.should_speculate(speech_s=1.0, other_response_active=False)
+
+
+def _run(pcm: bytes, opts: ClientVad) -> tuple[bytes, list[tuple[GateAction, int, int]]]:
+    """(bytes sent, [(action, bytes sent before it, pushed bytes when it came)])."""
+    det = ClientTurnDetector(opts)
+    sent = bytearray()
+    marks: list[tuple[GateAction, int, int]] = []
+    step = SR * 10 // 1000 * 2
+    for i in range(0, len(pcm), step):
+        for action, data in det.push(pcm[i : i + step]):
+            if action is GateAction.SEND:
+                sent += data
+            else:
+                marks.append((action, len(sent), i + step))
+    return bytes(sent), marks
+
+
+@pytest.mark.parametrize("name", ["one_turn.wav", "long_turn.wav", "three_turns.wav"])
+def test_pause_points_on_clean_turns(name: str) -> None:
+    pcm = read_wav(FIXTURES / name)
+    sent, marks = _run(pcm, ClientVad())
+    # the same bytes as without a pause point: it only marks a position
+    assert sent == _run(pcm, ClientVad(preemptive_after_ms=None))[0]
+    stops = [i for i, m in enumerate(marks) if m[0] is GateAction.SPEECH_STOPPED]
+    segments = speech_segments(name)
+    assert len(stops) == len(segments)
+    for stop, (_, last) in zip(stops, segments, strict=True):
+        # each turn's last pause point comes right before its end
+        pause, end = marks[stop - 1], marks[stop]
+        assert pause[0] is GateAction.PAUSED
+        after_ms = (pause[2] // 2 - last) / SR * 1000
+        # decided at the pause point, or when Silero hears the window holding it unvoiced
+        assert 195 <= after_ms <= 200 + 32 + 20, after_ms
+        assert end[2] > pause[2]
+    # three_turns.wav's first sentence has a ~200 ms comma pause: one false pause, no more
+    assert [m[0] for m in marks].count(GateAction.RESUMED) <= 1
+
+
+def test_pauses_inside_turns_resume() -> None:
+    pcm = read_wav(FIXTURES / "paused_turns.wav")
+    _, marks = _run(pcm, ClientVad())
+    kinds = [m[0] for m in marks]
+    turn = [
+        GateAction.SPEECH_STARTED,
+        GateAction.PAUSED,
+        GateAction.RESUMED,
+        GateAction.PAUSED,
+        GateAction.SPEECH_STOPPED,
+    ]
+    assert kinds == turn * 3
+    # off, or not shorter than the window: no pause points
+    for opts in (ClientVad(preemptive_after_ms=None), ClientVad(preemptive_after_ms=500)):
+        kinds = [m[0] for m in _run(pcm, opts)[1]]
+        assert kinds == [GateAction.SPEECH_STARTED, GateAction.SPEECH_STOPPED] * 3
+
+
+def test_preemptive_after_ms_is_validated() -> None:
+    with pytest.raises(ValueError, match="preemptive_after_ms"):
+        ClientVad(preemptive_after_ms=-1)
+    with pytest.raises(ValueError, match="preemptive_after_ms"):
+        ClientVad(preemptive_after_ms=0.2)  # type: ignore[arg-type]
