@@ -117,7 +117,7 @@ def _snapshot(server: Any) -> dict[str, Any]:
 
 
 async def _serve(pipe: Connection, reply_s: float) -> None:
-    from livekit_plugins_openai_novad.testing import FakeRealtimeServer, tone
+    from livekit_plugins_openai_novad.testing import INSTANT, FakeRealtimeServer, tone
 
     _install_probes()
     server = FakeRealtimeServer(
@@ -125,6 +125,7 @@ async def _serve(pipe: Connection, reply_s: float) -> None:
         record_events=False,
         reply_text="Okay.",
         reply_audio=tone(reply_s, freq=440.0, dbfs=-20.0),
+        **INSTANT,  # the measured latencies are the client's, not a simulated model's
     )
     await server.start()
     pipe.send({"port": server.port})

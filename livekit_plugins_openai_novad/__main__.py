@@ -9,6 +9,8 @@ import signal
 import sys
 from typing import Any
 
+from .testing.timing import DEFAULT_REPLY_PACE, DEFAULT_TIME_TO_FIRST_AUDIO
+
 
 def _probe(args: argparse.Namespace) -> int:
     from .probe import probe, result_json
@@ -42,6 +44,8 @@ def _emulator(args: argparse.Namespace) -> int:
             accept_beta_header=args.legacy,
             ignore_turn_detection_null=args.ignore_turn_detection_null,
             reply=emulator_reply,
+            time_to_first_audio=0.0 if args.instant else args.time_to_first_audio,
+            reply_pace=0.0 if args.instant else args.reply_pace,
             record_events=False,
         )
         await server.start()
@@ -75,6 +79,13 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m livekit_plugins_openai_novad")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +116,26 @@ def main(argv: list[str] | None = None) -> int:
         "--ignore-turn-detection-null",
         action="store_true",
         help="fault: keep server VAD when a client sends turn_detection: null",
+    )
+    e.add_argument(
+        "--time-to-first-audio",
+        type=_non_negative,
+        default=DEFAULT_TIME_TO_FIRST_AUDIO,
+        metavar="SECONDS",
+        help="delay from response.created to the first output (default: %(default)s)",
+    )
+    e.add_argument(
+        "--reply-pace",
+        type=_non_negative,
+        default=DEFAULT_REPLY_PACE,
+        metavar="RATIO",
+        help="wall seconds per second of reply audio; 0 = at once, 1 = real time "
+        "(default: %(default).3f, three times real time)",
+    )
+    e.add_argument(
+        "--instant",
+        action="store_true",
+        help="replies at once: same as --time-to-first-audio 0 --reply-pace 0",
     )
     e.set_defaults(func=_emulator)
 

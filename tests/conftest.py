@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import livekit_plugins_openai_novad as novad
-from livekit_plugins_openai_novad.testing import FakeConnection, FakeRealtimeServer
+from livekit_plugins_openai_novad.testing import INSTANT, FakeConnection, FakeRealtimeServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API_VERSION = "2024-10-01-preview"
@@ -23,7 +23,7 @@ def speech_segments(name: str) -> list[tuple[int, int]]:
 
 @pytest.fixture
 async def server() -> AsyncIterator[FakeRealtimeServer]:
-    async with FakeRealtimeServer() as srv:
+    async with FakeRealtimeServer(**INSTANT) as srv:
         yield srv
 
 

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from livekit_plugins_openai_novad.testing import (
+    INSTANT,
     FakeRealtimeServer,
     ReplyContext,
     rms_dbfs,
@@ -35,7 +36,7 @@ GA_DEFAULT_TD = {
     "create_response": True,
     "interrupt_response": True,
 }
-BETA_DEFAULT_TD = {k: v for k, v in GA_DEFAULT_TD.items() if k != "idle_timeout_ms"}
+BETA_DEFAULT_TD = dict(GA_DEFAULT_TD)  # the legacy echo carries idle_timeout_ms: null too
 
 
 class Client:
@@ -78,7 +79,7 @@ class Client:
 
 @pytest.fixture
 async def server() -> AsyncIterator[FakeRealtimeServer]:
-    async with FakeRealtimeServer(api_key=KEY) as srv:
+    async with FakeRealtimeServer(api_key=KEY, **INSTANT) as srv:
         yield srv
 
 
@@ -1152,3 +1153,17 @@ async def test_many_connections(server: FakeRealtimeServer, http: aiohttp.Client
     results = await asyncio.gather(*(one(i) for i in range(40)))
     assert results == ["completed"] * 40
     assert len(server.connections) == 40
+
+
+async def test_beta_idle_timeout_and_truncation(
+    server: FakeRealtimeServer, connect: Callable[..., Any]
+) -> None:
+    client = await connect(server.azure_ws_url(api_version="2024-10-01-preview"), AZURE_AUTH)
+    ev = await client.update({"turn_detection": {"type": "server_vad", "idle_timeout_ms": None}})
+    assert ev["session"]["turn_detection"] == BETA_DEFAULT_TD
+    # only the echoed null is known on the legacy wire
+    ev = await client.update({"turn_detection": {"type": "server_vad", "idle_timeout_ms": 6000}})
+    assert ev["error"]["code"] == "unknown_parameter"
+    assert ev["error"]["param"] == "session.turn_detection.idle_timeout_ms"
+    ev = await client.update({"truncation": "disabled"})
+    assert ev["session"]["truncation"] == "disabled" and ev["session"]["prompt"] is None

@@ -3,6 +3,7 @@
 from ._protocol import DEFAULT_INSTRUCTIONS, ProtocolError, apply_session_update, default_session
 from .audio import rms_dbfs, silence, tone
 from .fake_server import (
+    INSTANT,
     FakeConnection,
     FakeRealtimeServer,
     ReplyContext,
@@ -12,6 +13,7 @@ from .fake_server import (
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
+    "INSTANT",
     "FakeConnection",
     "FakeRealtimeServer",
     "ProtocolError",

@@ -275,8 +275,7 @@ def default_turn_detection(wire: Wire, vad_type: str = "server_vad") -> JsonDict
         "prefix_padding_ms": 300,
         "silence_duration_ms": 200,
     }
-    if wire == "ga":
-        td["idle_timeout_ms"] = None
+    td["idle_timeout_ms"] = None  # the legacy echo carries it too (§1)
     td["create_response"] = True
     td["interrupt_response"] = True
     return td
@@ -306,6 +305,10 @@ def parse_turn_detection(value: Any, param: str, wire: Wire) -> JsonDict | None:
                 td[key] = None
                 continue
             raise invalid_type(kp, _TD_FIELD_TYPES[key], v)
+        if key == "idle_timeout_ms" and wire == "beta":
+            # the legacy types lack it and the legacy wire has no timeout_triggered: only the
+            # echoed null is known (§3), so a value is refused [I]
+            raise unknown_parameter(kp)
         if key == "threshold":
             td[key] = _num(v, kp, 0.0, 1.0)
         elif key in ("prefix_padding_ms", "silence_duration_ms"):
@@ -370,6 +373,8 @@ def default_session(wire: Wire, model: str) -> JsonDict:
         "max_response_output_tokens": "inf",
         "speed": 1.0,
         "tracing": None,
+        "truncation": "auto",  # newer legacy sessions carry these two (§1)
+        "prompt": None,
     }
 
 
@@ -651,6 +656,8 @@ _BETA_HANDLERS: dict[str, _Handler] = {
     "max_response_output_tokens": _set("max_response_output_tokens", _max_tokens),
     "speed": _set("speed", lambda v, p: _num(v, p, 0.25, 1.5)),
     "tracing": _set("tracing", _tracing),
+    "truncation": _set("truncation", _truncation),
+    "prompt": _set("prompt", _nullable_obj),
 }
 
 

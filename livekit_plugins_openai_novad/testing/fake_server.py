@@ -49,8 +49,9 @@ from ._protocol import (
     update_paths,
 )
 from .audio import tone
+from .timing import DEFAULT_REPLY_PACE, DEFAULT_TIME_TO_FIRST_AUDIO, INSTANT
 
-__all__ = ["FakeConnection", "FakeRealtimeServer", "ReplyContext", "ReplyFn"]
+__all__ = ["INSTANT", "FakeConnection", "FakeRealtimeServer", "ReplyContext", "ReplyFn"]
 
 SAMPLE_RATE = 24000
 _FRAME_MS = 20
@@ -199,6 +200,8 @@ class _Response:
         "part_added",
         "sent_text",
         "audio_bytes",
+        "truncated",
+        "started_at",
         "done",
     )
 
@@ -228,6 +231,8 @@ class _Response:
         self.part_added = False
         self.sent_text = ""
         self.audio_bytes = 0
+        self.truncated = False  # the client truncated the item while it streamed
+        self.started_at = 0.0  # loop time of response.created
         self.done = False
 
 
@@ -295,6 +300,7 @@ class FakeConnection:
         self._items: dict[str, JsonDict] = {}
         self._item_audio_ms: dict[str, float] = {}
         self._live: dict[str, _Response] = {}
+        self._item_responses: dict[str, _Response] = {}  # in-progress item id -> its response
         self._active: _Response | None = None  # the default conversation's response
         self._last_commit = b""
         # VAD state (§5)
@@ -432,6 +438,7 @@ class FakeConnection:
             if r.task is not None:
                 r.task.cancel()
         self._live.clear()
+        self._item_responses.clear()
         self._active = None
 
     # ------------------------------------------------------------ lifecycle
@@ -796,6 +803,7 @@ class FakeConnection:
             or duration is None
             or content_index != 0
             or content_index >= len(content)
+            or content[content_index].get("type") not in ("output_audio", "audio")
         ):
             raise ProtocolError(
                 "unsupported_content_type", "Only model output audio messages can be truncated"
@@ -807,6 +815,9 @@ class FakeConnection:
                 "audio_end_ms",
             )
         self._item_audio_ms[item_id] = float(audio_end_ms)
+        streaming = self._item_responses.get(item_id)
+        if streaming is not None:
+            streaming.truncated = True  # later deltas no longer extend the stored item
         # §4: the transcript is dropped
         new_content = [dict(c) for c in content]
         new_content[content_index]["transcript"] = ""
@@ -909,6 +920,7 @@ class FakeConnection:
         }
         self.responses.append(record)
         r = _Response(rid, record, conv, text_only, metadata, trigger, params, base)
+        r.started_at = asyncio.get_running_loop().time()
         self._live[rid] = r
         if conv:
             self._active = r
@@ -969,6 +981,7 @@ class FakeConnection:
 
     async def _stream(self, r: _Response) -> None:
         server = self.server
+        loop = asyncio.get_running_loop()
         ctx = ReplyContext(self, self._last_commit, r.trigger, r.id, r.request)
         try:
             text, pcm = await server._make_reply(ctx)
@@ -982,8 +995,11 @@ class FakeConnection:
             pcm = b""
         elif not pcm:
             pcm = default_reply_audio()
+        # time to first audio counts from response.created; the model "thinks" before the
+        # first output item, so a cancel in this window ends the response with no output
+        if server.time_to_first_audio > 0:
+            await _sleep_until(loop, r.started_at + server.time_to_first_audio)
         ga = self.wire == "ga"
-        loop = asyncio.get_running_loop()
         item_id = new_id("item")
         r.item_id = item_id
         r.record["item_id"] = item_id
@@ -1008,6 +1024,7 @@ class FakeConnection:
         if r.conv:
             r.item_prev = self.conversation[-1]["id"] if self.conversation else None
             self._insert_item(item, len(self.conversation))
+            self._item_responses[item_id] = r
             if ga:
                 self._emit(
                     {
@@ -1038,6 +1055,8 @@ class FakeConnection:
             }
         )
         r.part_added = True
+        # from here on the stored item holds its content part, so it can be truncated
+        self._store_partial(r)
         delta_name = self._event_names(r.text_only)[0]
         words = _WORDS.findall(text)
         pace = server.reply_pace
@@ -1048,6 +1067,7 @@ class FakeConnection:
                     await _sleep_until(loop, t0 + i * 0.05 * pace)  # [fake] 50 ms per word
                 self._emit({"type": delta_name, "event_id": new_id("event"), **ids, "delta": word})
                 r.sent_text += word
+                self._store_partial(r)
         else:
             audio_delta = self._event_names(False)[2] + ".delta"
             n_chunks = max(1, math.ceil(len(pcm) / _CHUNK_BYTES))
@@ -1074,12 +1094,28 @@ class FakeConnection:
                     }
                 )
                 r.audio_bytes += len(chunk)
-                if r.conv:
+                if r.conv and not r.truncated:
                     self._item_audio_ms[item_id] = r.audio_bytes / 48
+                    self._store_partial(r)
             if pace > 0:
-                # keep the response active for its audio duration (barge-in window)
+                # the last chunk takes its share of generation time before response.done
                 await _sleep_until(loop, t0 + len(pcm) / 48000 * pace)
         self._finish_response(r, "completed", None)
+
+    def _content(self, r: _Response, transcript: str) -> list[JsonDict]:
+        """The assistant item's content part (its transcript or text so far)."""
+        ga = self.wire == "ga"
+        if r.text_only:
+            return [{"type": "output_text" if ga else "text", "text": transcript}]
+        return [{"type": "output_audio" if ga else "audio", "transcript": transcript}]
+
+    def _store_partial(self, r: _Response) -> None:
+        """Replace the stored in-progress item with one holding the content streamed so far."""
+        if not r.conv or r.item_id is None or r.truncated:
+            return
+        item = self._items.get(r.item_id)
+        if item is not None:
+            self._replace_item({**item, "content": self._content(r, r.sent_text)})
 
     def _cancel_response(self, r: _Response, reason: str) -> None:
         if r.done:
@@ -1121,10 +1157,9 @@ class FakeConnection:
             )
         output: list[JsonDict] = []
         if r.item_added and r.item_id is not None:
-            if r.text_only:
-                content = [{"type": "output_text" if ga else "text", "text": text}]
-            else:
-                content = [{"type": "output_audio" if ga else "audio", "transcript": text}]
+            self._item_responses.pop(r.item_id, None)
+            # a truncation mid-stream dropped the transcript: the finished item keeps it dropped
+            content = self._content(r, "" if r.truncated else text)
             item = {
                 "id": r.item_id,
                 "object": "realtime.item",
@@ -1390,7 +1425,8 @@ class FakeRealtimeServer:
     """A local OpenAI Realtime WebSocket server for tests, demos and benchmarks.
 
     Fault knobs (``ignore_turn_detection_null``, ``echo_delay``, ``reject_fields``) and the
-    reply settings (``reply_text``, ``reply_audio``, ``reply``, ``reply_pace``,
+    reply settings (``reply_text``, ``reply_audio``, ``reply``, ``time_to_first_audio``,
+    ``reply_pace``,
     ``vad_energy_dbfs``, ``input_transcript``) can be changed at runtime; they are read when
     used.
     """
@@ -1408,7 +1444,8 @@ class FakeRealtimeServer:
         reply_text: str = "Hello from the fake realtime server.",
         reply_audio: bytes | ReplyFn | None = None,
         reply: ReplyFn | None = None,
-        reply_pace: float = 0.0,
+        time_to_first_audio: float = DEFAULT_TIME_TO_FIRST_AUDIO,
+        reply_pace: float = DEFAULT_REPLY_PACE,
         vad_energy_dbfs: float = -45.0,
         input_transcript: str | Callable[[bytes], str] | None = "hello",
         known_models: Collection[str] | None = None,
@@ -1427,7 +1464,12 @@ class FakeRealtimeServer:
             reply_text / reply_audio: the content of every response (PCM16 24 kHz mono;
                 ``None`` synthesizes a 0.5 s tone). ``reply_audio`` may also be a callable.
             reply: ``ReplyContext -> (text, pcm | None)``, sync or async; overrides both.
-            reply_pace: 0 sends audio deltas at once; 1.0 paces them in real time.
+            time_to_first_audio: seconds from ``response.created`` to the first output item
+                (0 = none).
+            reply_pace: wall seconds per second of reply audio: 0 sends the deltas at once,
+                1.0 in real time, the default 1/3 at three times real time (the real server
+                is faster than real time, so a client holds audio it has not played yet).
+                ``time_to_first_audio=0, reply_pace=0`` (``INSTANT``) is the fast test mode.
             vad_energy_dbfs: the fake VAD's speech level for threshold 0.5.
             input_transcript: the input transcription sent when the session enables it
                 (a callable gets the committed audio); ``None`` sends none.
@@ -1446,6 +1488,7 @@ class FakeRealtimeServer:
         self.reply_text = reply_text
         self.reply_audio = reply_audio
         self.reply = reply
+        self.time_to_first_audio = time_to_first_audio
         self.reply_pace = reply_pace
         self.vad_energy_dbfs = vad_energy_dbfs
         self.input_transcript = input_transcript
