@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -41,6 +42,8 @@ from ._upstream import (
 )
 from .client_vad import ClientTurnDetector, GateAction
 from .log import logger
+from .server_socket import ServerSocket
+from .speculation import SPECULATION_PREFIX, UNDO_PREFIX, PreemptiveOptions, Speculation, Verdict
 from .turn_detection import (
     ClientVad,
     TurnDetection,
@@ -62,6 +65,7 @@ turn detector, because the user configured one)."""
 
 _DEFAULT_CLIENT_VAD = ClientVad()
 _TURN_RESPONSE_PREFIX = "turn_response_"  # event ids of the response.create client VAD sends
+assert SPECULATION_PREFIX.startswith(_TURN_RESPONSE_PREFIX)  # a speculative one is one too
 _MIN_COMMIT_S = 0.1  # the server rejects commits under 100 ms (input_audio_buffer_commit_empty)
 
 _UPSTREAM_TD_ADAPTER: TypeAdapter[Any] | None = None
@@ -283,38 +287,6 @@ class RealtimeModel(UpstreamRealtimeModel):
         return sess
 
 
-class _SanitizingWebSocket:
-    """Drops frames upstream's receive loop cannot survive (non-JSON, no string ``type``).
-
-    Upstream parses each text frame and indexes ``event["type"]`` outside its handler guard, so
-    one malformed frame would end the session; a warning is logged instead.
-    """
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ws, name)
-
-    async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
-        while True:
-            msg = await self._ws.receive(timeout)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                return msg
-            try:
-                event = json.loads(msg.data)
-            except ValueError:
-                logger.warning("ignoring a server frame that is not JSON")
-                continue
-            if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                logger.warning("ignoring a server event without a string 'type'")
-                continue
-            if event["type"].endswith("audio.delta") and not isinstance(event.get("delta"), str):
-                logger.warning("ignoring an audio delta without audio")
-                continue
-            return msg
-
-
 class RealtimeSession(UpstreamRealtimeSession):
     """A Realtime session whose turn detection is explicit on the wire (in the first update
     and after every reconnect) and verified against the server's echo.
@@ -345,6 +317,9 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._unanswered_turn: bytes | None = None  # a committed turn whose reply is not done
         # the server's conversation item for that turn (from its input_audio_buffer.committed)
         self._unanswered_item: str | None = None
+        self._speculation: Speculation[aiohttp.WSMessage] = Speculation()
+        self._socket: ServerSocket | None = None  # the current connection's
+        self._driver: weakref.ref[Any] | None = None  # the AgentActivity consuming replies
 
         super().__init__(realtime_model, turn_detection_disabled=turn_detection_disabled)
         self._realtime_model: RealtimeModel = realtime_model
@@ -778,6 +753,7 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._capabilities.turn_detection = not self._framework_turns and _answers_turns(effective)
 
     def _reset_turn_state(self) -> None:
+        self._speculation.reset()  # a new connection: nothing held on the old one arrives
         if self._detector is not None:
             self._detector.reset()
         self._bstream.clear()
@@ -836,10 +812,15 @@ class RealtimeSession(UpstreamRealtimeSession):
         for f in self._resample_audio(frame):
             for action, data in detector.push(f.data):
                 if action is GateAction.SEND:
-                    self._turn_audio += data
-                    self._append_audio(self._bstream.write(data))
+                    if not self._speculation.hold_audio(data):
+                        self._turn_audio += data
+                        self._append_audio(self._bstream.write(data))
                 elif action is GateAction.SPEECH_STARTED:
                     self._on_client_speech_started()
+                elif action is GateAction.PAUSED:
+                    self._on_client_pause(detector.speech_s)
+                elif action is GateAction.RESUMED:
+                    self._on_client_resume()
                 else:
                     self._on_client_speech_stopped()
 
@@ -848,8 +829,41 @@ class RealtimeSession(UpstreamRealtimeSession):
         self.interrupt()  # like the server's interrupt_response
         self.emit("input_speech_started", llm.InputSpeechStartedEvent())
 
-    def _on_client_speech_stopped(self) -> None:
+    def _on_client_pause(self, speech_s: float) -> None:
+        """The detector's pause point: commit the turn and request its reply now, held."""
+        spec = self._speculation
+        spec.opts = self._preemptive_options()
+        busy = self.has_active_generation or self._response_requested
+        if not spec.should_speculate(speech_s=speech_s, other_response_active=busy):
+            return
         self._append_audio(self._bstream.flush())
+        if self._pushed_duration_s < _MIN_COMMIT_S:
+            return
+        self.send_event(wire.input_audio_commit_event())
+        self.send_event(spec.start())
+        self._pushed_duration_s = 0
+        self._response_requested = True
+        self._cancel_sent = False
+        # a reconnect before the reply is released answers the turn as committed so far
+        self._unanswered_turn = bytes(self._turn_audio)
+        self._unanswered_item = None
+
+    def _on_client_resume(self) -> None:
+        """The user spoke again inside the window: undo the held reply, the turn goes on."""
+        undo, audio = self._speculation.cancel()
+        for event in undo:
+            self.send_event(event)
+        if undo:
+            self._response_requested = False
+        if audio:
+            self._turn_audio += audio
+            self._append_audio(self._bstream.write(audio))
+
+    def _on_client_speech_stopped(self) -> None:
+        release = self._speculation.confirm()
+        self._speculation.end_turn()
+        if release is None:
+            self._append_audio(self._bstream.flush())
         turn = bytes(self._turn_audio)
         self._turn_audio.clear()
         self.emit(
@@ -858,12 +872,56 @@ class RealtimeSession(UpstreamRealtimeSession):
                 user_transcription_enabled=self._opts.input_audio_transcription is not None
             ),
         )
+        if release is not None:
+            # committed at the pause point; the silence held since is dropped
+            if self._socket is not None:
+                self._socket.release(release.held)
+            if release.needs_reply:
+                self.send_event(
+                    wire.response_create_event(event_id=wire.new_event_id(_TURN_RESPONSE_PREFIX))
+                )
+                self._response_requested = True
+            return
         if self._pushed_duration_s < _MIN_COMMIT_S:
             logger.debug("dropping a turn shorter than 100 ms instead of committing it")
             self.send_event(wire.input_audio_clear_event())
             self._pushed_duration_s = 0
             return
         self._commit_turn(turn)
+
+    def _preemptive_options(self) -> PreemptiveOptions:
+        """``turn_handling["preemptive_generation"]`` of the AgentSession driving this session
+        (agent-level keys over session-level, as the framework resolves them); off when no
+        AgentSession consumes its replies."""
+        driver = self._driver() if self._driver is not None else None
+        opts = getattr(driver, "preemptive_generation_opts", None)
+        if driver is None or opts is None:
+            return PreemptiveOptions(enabled=False)
+        return PreemptiveOptions.from_turn_handling(opts)
+
+    def on(self, event: Any, callback: Any = None) -> Any:
+        # the AgentActivity subscribes its own methods to generation_created: that is how
+        # this session finds the turn_handling options it must follow
+        owner = getattr(callback, "__self__", None)
+        if event == "generation_created" and hasattr(owner, "preemptive_generation_opts"):
+            self._driver = weakref.ref(owner)
+        return super().on(event, callback)
+
+    def off(self, event: Any, callback: Any) -> None:
+        owner = getattr(callback, "__self__", None)
+        if event == "generation_created" and self._driver is not None and owner is self._driver():
+            self._driver = None
+        super().off(event, callback)
+
+    def _screen_server_event(self, event: dict[str, Any], frame: aiohttp.WSMessage) -> bool:
+        try:
+            verdict, undo = self._speculation.on_server_event(event, frame)
+        except Exception:  # a malformed server event must not end the session
+            logger.exception("failed to screen a server event", extra={"type": event["type"]})
+            return True
+        for client_event in undo:
+            self.send_event(client_event)
+        return verdict is Verdict.PASS
 
     def _commit_turn(self, turn: bytes) -> None:
         self.send_event(wire.input_audio_commit_event())
@@ -929,7 +987,8 @@ class RealtimeSession(UpstreamRealtimeSession):
 
     async def _create_ws_conn(self) -> aiohttp.ClientWebSocketResponse:
         ws = await super()._create_ws_conn()
-        return cast(aiohttp.ClientWebSocketResponse, _SanitizingWebSocket(ws))
+        self._socket = ServerSocket(ws, self._screen_server_event)
+        return cast(aiohttp.ClientWebSocketResponse, self._socket)
 
 
 def _is_gate_event(event: Any) -> bool:
@@ -939,9 +998,10 @@ def _is_gate_event(event: Any) -> bool:
     kind = event.get("type", "")
     if kind.startswith("input_audio_buffer."):
         return True
-    return kind == "response.create" and str(event.get("event_id", "")).startswith(
-        _TURN_RESPONSE_PREFIX
-    )
+    event_id = str(event.get("event_id", ""))
+    if event_id.startswith(UNDO_PREFIX):  # undoes a speculation the new server never had
+        return True
+    return kind == "response.create" and event_id.startswith(_TURN_RESPONSE_PREFIX)
 
 
 def _wire_dict(td: TurnDetection | None) -> dict[str, Any] | None:

@@ -24,9 +24,18 @@ from typing import Any, Generic, TypeVar
 
 from . import wire
 
-__all__ = ["PreemptiveOptions", "Speculation", "Verdict", "SPECULATION_PREFIX"]
+__all__ = [
+    "PreemptiveOptions",
+    "Release",
+    "Speculation",
+    "Verdict",
+    "SPECULATION_PREFIX",
+    "UNDO_PREFIX",
+]
 
-SPECULATION_PREFIX = "turn_preemptive_"  # event ids (and metadata) of a speculative reply
+# event ids (and metadata) of a speculative response.create: a turn reply like any other
+SPECULATION_PREFIX = "turn_response_preemptive_"
+UNDO_PREFIX = "preemptive_undo_"  # event ids of the cancel / deletes that undo one
 
 # the framework's PreemptiveGenerationOptions defaults (livekit/agents/voice/turn.py)
 _DEFAULT_MAX_SPEECH_S = 10.0
@@ -165,10 +174,10 @@ class Speculation(Generic[T]):
             if p.response_id is None:
                 # the server handles events in order: our response is the active one by now
                 self._cancelled_event_ids.add(p.event_id)
-                events.append(wire.response_cancel_event())
+                events.append(wire.response_cancel_event(event_id=_undo_id()))
             else:
                 self._cancelled_responses.add(p.response_id)
-                events.append(wire.response_cancel_event(p.response_id))
+                events.append(wire.response_cancel_event(p.response_id, event_id=_undo_id()))
         for item_id in p.item_ids:
             events.append(self._delete(item_id))
         return events, bytes(p.audio)
@@ -207,7 +216,7 @@ class Speculation(Generic[T]):
         if kind == "response.created":
             response = _dict(event.get("response"))
             rid = response.get("id")
-            origin = _dict(response.get("metadata")).get("client_event_id")
+            origin = _str(_dict(response.get("metadata")).get("client_event_id"))
             if p is not None and origin == p.event_id and isinstance(rid, str):
                 p.response_id = rid
                 p.held.append(raw)
@@ -251,14 +260,20 @@ class Speculation(Generic[T]):
                 return Verdict.HOLD, []
             if item_id in self._cancelled_items:
                 return Verdict.DROP, []
-        elif kind == "conversation.item.deleted" and event.get("item_id") in self._cancelled_items:
-            self._cancelled_items.discard(str(event.get("item_id")))
-            return Verdict.DROP, []
+        elif kind == "conversation.item.deleted":
+            deleted = _str(event.get("item_id"))
+            if deleted is not None and deleted in self._cancelled_items:
+                self._cancelled_items.discard(deleted)
+                return Verdict.DROP, []
         return Verdict.PASS, []
 
     def _delete(self, item_id: str) -> dict[str, Any]:
         self._cancelled_items.add(item_id)
-        return wire.item_delete_event(item_id)
+        return wire.item_delete_event(item_id, event_id=_undo_id())
+
+
+def _undo_id() -> str:
+    return wire.new_event_id(UNDO_PREFIX)
 
 
 def _is_output_of(p: _Pending[Any], event: Mapping[str, Any], item_id: str) -> bool:
@@ -279,6 +294,10 @@ def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _response_id(event: Mapping[str, Any]) -> str | None:
     """The response a ``response.*`` event belongs to (``response.done`` nests it)."""
     kind = str(event.get("type", ""))
@@ -287,9 +306,8 @@ def _response_id(event: Mapping[str, Any]) -> str | None:
     rid = event.get("response_id")
     if rid is None and kind == "response.done":
         rid = _dict(event.get("response")).get("id")
-    return rid if isinstance(rid, str) else None
+    return _str(rid)
 
 
 def _item_id(event: Mapping[str, Any]) -> str | None:
-    item_id = _dict(event.get("item")).get("id")
-    return item_id if isinstance(item_id, str) else None
+    return _str(_dict(event.get("item")).get("id"))

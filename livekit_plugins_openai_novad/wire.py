@@ -249,16 +249,21 @@ def response_create_event(
     return event
 
 
-def item_delete_event(item_id: str) -> dict[str, Any]:
+def item_delete_event(item_id: str, *, event_id: str | None = None) -> dict[str, Any]:
     return {
         "type": "conversation.item.delete",
-        "event_id": new_event_id("item_delete_"),
+        "event_id": event_id or new_event_id("item_delete_"),
         "item_id": item_id,
     }
 
 
-def response_cancel_event(response_id: str | None = None) -> dict[str, Any]:
-    event: dict[str, Any] = {"type": "response.cancel", "event_id": new_event_id("cancel_")}
+def response_cancel_event(
+    response_id: str | None = None, *, event_id: str | None = None
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "response.cancel",
+        "event_id": event_id or new_event_id("cancel_"),
+    }
     if response_id:
         event["response_id"] = response_id
     return event
