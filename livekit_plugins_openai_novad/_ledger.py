@@ -9,7 +9,8 @@ Invariants:
 
 * every ``session.updated`` answers the oldest update in flight (the server answers in
   order), whatever that update held; an ``error`` answers the update named by its
-  ``event_id``;
+  ``event_id``, so every update that leaves carries one (``on_queued`` stamps those the app
+  sends itself without one);
 * ``latest_td`` is the newest turn-detection update not answered yet, ``None`` once its
   answer came: the session is confirmed only when it is ``None``;
 * ``requested`` only moves back on a rejection of the newest turn-detection update (to what
@@ -37,6 +38,8 @@ from .turn_detection import (
 )
 
 __all__ = ["UpdateLedger", "SentUpdate", "EchoOutcome"]
+
+_APP_UPDATE_PREFIX = "app_update_"  # event ids stamped on updates the app sends without one
 
 
 
@@ -123,7 +126,11 @@ class UpdateLedger:
         event_id = event.get("event_id")
         sent = self._built.pop(event_id, None) if isinstance(event_id, str) else None
         if sent is None:
-            event_id = event_id or ""
+            if not isinstance(event_id, str) or not event_id:
+                # the server names the update its error answers by this id: without one, a
+                # rejection could never leave the queue and every later echo would be
+                # matched to the update before it
+                event_id = event["event_id"] = wire.new_event_id(_APP_UPDATE_PREFIX)
             session = event.get("session")
             present, value = wire.session_turn_detection(
                 self._wire, session if isinstance(session, dict) else {}
