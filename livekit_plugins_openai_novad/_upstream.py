@@ -2,7 +2,8 @@
 
 Everything this package uses from upstream that is not public API is imported or named here,
 so a new upstream release is checked in one place. ``RealtimeSession`` in ``realtime.py``
-overrides these upstream methods, each called by upstream code we keep:
+(state in the I/O-free ``_ledger`` and ``_client_turns``) overrides these upstream methods,
+each called by upstream code we keep:
 
 * ``_create_session_update_event()``: called by upstream ``__init__`` (the first
   ``session.update``) and by the reconnect routine (the first event on a new socket).
@@ -10,11 +11,14 @@ overrides these upstream methods, each called by upstream code we keep:
 * ``_append_audio(frames)``: upstream's 100 ms append path (hand-built dicts, no pydantic).
 * ``_handle_error(event)``: server ``error`` events; we claim the ones answering our updates.
 * ``_handle_response_done(event)``: marks a failed generation's future retrieved.
-* ``_create_ws_conn()``: wraps the socket so malformed frames cannot end the session.
+* ``_create_ws_conn()``: wraps the socket so malformed frames cannot end the session, and
+  so the events of a preemptive reply reach upstream's receive loop only once released.
 * ``truncate(...)``: skipped for an item the (reconnected) server does not hold.
 
 (``update_options``, ``update_instructions``, ``push_audio``, ``commit_audio``,
-``clear_audio`` and ``interrupt`` are overridden too; they are upstream's public API.) It
+``clear_audio``, ``interrupt`` and the event emitter's ``on`` / ``off`` are overridden too;
+they are public API. ``on`` recognises the ``AgentActivity`` by the bound method it subscribes
+to ``generation_created`` and reads its public ``preemptive_generation_opts``.) It
 reads/writes these attributes: ``_opts`` (the per-session ``_RealtimeOptions`` copy),
 ``_capabilities``, ``_instructions``, ``_bstream``, ``_pushed_duration_s``, ``_msg_ch`` (the
 send queue, drained of stale turn audio after a reconnect), ``_current_generation`` and its

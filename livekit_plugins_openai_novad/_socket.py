@@ -1,4 +1,5 @@
-"""The socket upstream's receive loop reads: malformed frames dropped, server events held.
+"""The socket side: the socket upstream's receive loop reads (malformed frames dropped,
+server events held), and which queued client events belong to the client-VAD gate.
 
 Upstream parses each text frame and indexes ``event["type"]`` outside its handler guard, so
 one malformed frame would end the session; such frames are dropped with a warning instead.
@@ -17,9 +18,11 @@ from typing import Any
 
 import aiohttp
 
+from ._client_turns import TURN_RESPONSE_PREFIX
 from .log import logger
+from .speculation import UNDO_PREFIX
 
-__all__ = ["ServerSocket", "Screen"]
+__all__ = ["ServerSocket", "Screen", "is_gate_event"]
 
 Screen = Callable[[dict[str, Any], aiohttp.WSMessage], bool]
 """``(event, frame) -> hand it on now?``; False means the session took the frame."""
@@ -101,3 +104,17 @@ def _parse(msg: aiohttp.WSMessage) -> dict[str, Any] | None:
         logger.warning("ignoring an audio delta without audio")
         return None
     return event
+
+
+def is_gate_event(event: Any) -> bool:
+    """An event the client-VAD gate queued: its audio, commits, clears and turn replies, and
+    the events undoing a speculative reply (the new server never had it)."""
+    if not isinstance(event, dict):
+        return False
+    kind = event.get("type", "")
+    if kind.startswith("input_audio_buffer."):
+        return True
+    event_id = str(event.get("event_id", ""))
+    if event_id.startswith(UNDO_PREFIX):
+        return True
+    return kind == "response.create" and event_id.startswith(TURN_RESPONSE_PREFIX)
