@@ -9,6 +9,7 @@ import pytest
 from conftest import FIXTURES, speech_segments
 
 from livekit_plugins_openai_novad import ClientVad
+from livekit_plugins_openai_novad._client_turns import ClientTurns, TurnEffect
 from livekit_plugins_openai_novad.client_vad import ClientTurnDetector, GateAction
 from livekit_plugins_openai_novad.speculation import PreemptiveOptions, Speculation, Verdict
 from livekit_plugins_openai_novad.testing.agent_io import read_wav
@@ -192,3 +193,78 @@ def test_preemptive_after_ms_is_validated() -> None:
         ClientVad(preemptive_after_ms=-1)
     with pytest.raises(ValueError, match="preemptive_after_ms"):
         ClientVad(preemptive_after_ms=0.2)  # type: ignore[arg-type]
+
+
+def _turn_effects(
+    pcm: bytes, preemptive: PreemptiveOptions | None
+) -> tuple[list[TurnEffect], bytes, list[bytes]]:
+    """(effect kinds, bytes sent, bytes sent between commits) of ClientTurns on ``pcm``."""
+    turns = ClientTurns()
+    turns.start(ClientTurnDetector(ClientVad()))
+    kinds: list[TurnEffect] = []
+    sent = bytearray()
+    pieces: list[bytes] = []
+    piece = bytearray()
+    step = SR * 10 // 1000 * 2
+    options = None if preemptive is None else (lambda: preemptive)
+    for i in range(0, len(pcm), step):
+        for effect, data in turns.push(pcm[i : i + step], preemptive=options):
+            kinds.append(effect)
+            if effect is TurnEffect.SEND:
+                sent += data
+                piece += data
+            elif effect in (TurnEffect.PREEMPT, TurnEffect.COMMIT):
+                pieces.append(bytes(piece))
+                piece.clear()
+            if effect is TurnEffect.RELEASE:
+                assert not piece, "audio after the pause point was sent although the turn ended"
+            if effect in (TurnEffect.RELEASE, TurnEffect.COMMIT):
+                # the server: the turn's reply is created and done before the next turn
+                turns.on_response_created()
+                turns.on_response_done()
+    return [k for k in kinds if k is not TurnEffect.SEND], bytes(sent), pieces
+
+
+def test_client_turns_speculate_undo_and_release() -> None:
+    pcm = read_wav(FIXTURES / "paused_turns.wav")
+    kinds, sent, pieces = _turn_effects(pcm, PreemptiveOptions())
+    turn = [
+        TurnEffect.SPEECH_STARTED,
+        TurnEffect.PREEMPT,  # at the pause inside the turn
+        TurnEffect.UNDO,  # the user went on
+        TurnEffect.PREEMPT,  # at the end
+        TurnEffect.SPEECH_STOPPED,
+        TurnEffect.RELEASE,
+    ]
+    assert kinds == turn * 3
+    # every byte sent was committed, in two adjacent pieces per turn
+    assert len(pieces) == 6 and b"".join(pieces) == sent
+    # against no speculation: the same turns, minus the window's silence after the pause point
+    kinds_off, sent_off, pieces_off = _turn_effects(pcm, None)
+    assert kinds_off == [
+        TurnEffect.SPEECH_STARTED,
+        TurnEffect.SPEECH_STOPPED,
+        TurnEffect.COMMIT,
+    ] * 3
+    for k in range(3):
+        whole = pieces[2 * k] + pieces[2 * k + 1]
+        assert pieces_off[k].startswith(whole)
+        held_ms = (len(pieces_off[k]) - len(whole)) / 2 / SR * 1000
+        assert 250 <= held_ms <= 300, held_ms  # window 500 ms - pause point 200 ms (+ Silero)
+
+
+def test_client_turns_respect_max_retries_and_max_speech_duration() -> None:
+    pcm = read_wav(FIXTURES / "paused_turns.wav")
+    kinds, _, _ = _turn_effects(pcm, PreemptiveOptions(max_retries=1))
+    # one speculation per turn: the one at the inner pause, undone; the turn's end commits
+    assert kinds == [
+        TurnEffect.SPEECH_STARTED,
+        TurnEffect.PREEMPT,
+        TurnEffect.UNDO,
+        TurnEffect.SPEECH_STOPPED,
+        TurnEffect.COMMIT,
+    ] * 3
+    kinds, _, _ = _turn_effects(pcm, PreemptiveOptions(max_speech_duration=0.5))
+    assert TurnEffect.PREEMPT not in kinds  # every turn is longer than that at its pauses
+    kinds, _, _ = _turn_effects(pcm, PreemptiveOptions(enabled=False))
+    assert TurnEffect.PREEMPT not in kinds
