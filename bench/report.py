@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .p5 import render_p5
+
 __all__ = ["render"]
 
 NA = "n/a"
@@ -510,6 +512,8 @@ def render(res: dict[str, Any]) -> str:
             f"{b_w['commits_per_min']:.1f} commits per minute)."
         )
     w("")
+    if res.get("p5"):
+        out.extend(render_p5(res["p5"]))
     _notes(res, w)
     return "\n".join(out) + "\n"
 

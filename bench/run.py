@@ -21,6 +21,8 @@ from typing import Any
 
 from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
 from .floor import detector_floor
+from .p5 import cases as p5_cases
+from .p5 import render_p5
 from .report import render
 
 BENCH = Path(__file__).resolve().parent
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--switches", type=int, default=240, help="P3 switches per implementation")
     ap.add_argument("--profile-n", type=int, default=50, help="cProfile step size (0 = none)")
+    ap.add_argument("--p5-loops", type=int, default=2, help="fixture loops per P5 case (0 = none)")
+    ap.add_argument("--only-p5", action="store_true", help="run P5 alone (P1-P4 skipped)")
     ap.add_argument("--out", default=str(BENCH), help="where RESULTS.md/results.json go")
     ap.add_argument(
         "--render",
@@ -210,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     _log(f"bench start: {command}")
+
+    # P5: perceived latency, every case in its own worker
+    if args.p5_loops > 0:
+        results["p5"] = [run_p5_case(spec, _log) for spec in p5_cases(args.p5_loops)]
+    if args.only_p5:
+        return _finish(results, args, t_start)
 
     # P1 + P4: one session each, sequentially
     p1: dict[str, Any] = {}
@@ -263,12 +273,39 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"profile {impl} N={args.profile_n}: {_p2_line(prof[impl])}")
         results["profile"] = prof
 
+    return _finish(results, args, t_start)
+
+
+def run_p5_case(spec: dict[str, Any], log: Any) -> dict[str, Any]:
+    name = f"p5-{spec['impl']}-{spec['fixture'].removesuffix('.wav')}-{spec['ttfa_s'] * 1000:.0f}"
+    r = run_worker(name, spec, timeout=120 + 20 * spec["loops"])
+    r.setdefault("impl", spec["impl"])
+    r.setdefault("fixture", spec["fixture"])
+    r.setdefault("ttfa_s", spec["ttfa_s"])
+    lat = r.get("latency") or {}
+    log(
+        f"P5 {name}: "
+        + (
+            r["error"]
+            if "error" in r
+            else f"p50 {lat['p50'] * 1000:.0f} ms, "
+            f"speculative {r['speculative_started']} started / {r['speculative_cancelled']} "
+            f"cancelled over {r['turns']} turns"
+        )
+    )
+    return r
+
+
+def _finish(results: dict[str, Any], args: Any, t_start: float) -> int:
     results["total_s"] = time.perf_counter() - t_start
     results["machine"]["loadavg_at_end"] = list(os.getloadavg())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(_slim(results), indent=1) + "\n")
-    (out / "RESULTS.md").write_text(render(results))
+    if "p1" in results:
+        (out / "RESULTS.md").write_text(render(results))
+    else:  # --only-p5
+        (out / "RESULTS.md").write_text("\n".join(render_p5(results.get("p5", []))))
     _log(f"done in {results['total_s']:.0f} s: {out / 'RESULTS.md'}")
     return 0
 

@@ -8,6 +8,7 @@ Kinds (``spec["kind"]``):
   process, event-loop lag, turns answered, input frames late.
 * ``p3``: turn-detection switches on one live session: novad's ``set_turn_detection`` until
   confirmed, and upstream's ``update_options`` until its ``session.updated`` is observed.
+* ``p5``: perceived response latency with a paced server (:mod:`bench.p5`).
 
 The fake server always runs in a separate process (:mod:`bench.server_proc`).
 """
@@ -29,6 +30,7 @@ from typing import Any
 
 from .agents import SR, BenchSession, Fixture, Impl, load_fixture, start_session
 from .metrics import CpuMeter, GcCounter, LagProbe, input_lateness, match_turns, summary
+from .p5 import run_p5
 from .server_proc import ServerHandle, start_server
 
 __all__ = ["main"]
@@ -502,6 +504,8 @@ async def _amain(spec: dict[str, Any]) -> dict[str, Any]:
         return await run_p2(spec)
     if kind == "p3":
         return await run_p3(spec)
+    if kind == "p5":
+        return await run_p5(spec)
     raise ValueError(f"unknown kind {kind!r}")
 
 

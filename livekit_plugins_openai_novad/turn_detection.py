@@ -107,7 +107,7 @@ class ClientVad:
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
     min_speech_ms: int = 64
-    preemptive_after_ms: int | None = 200
+    preemptive_after_ms: int | None = 150
 
     def __post_init__(self) -> None:
         _check_threshold("threshold", self.threshold)

@@ -50,8 +50,9 @@ async def test_plain_agent_session_answers_three_turns(
             if e["type"] in ("input_audio_buffer.commit", "response.create")
         ]
         if preemptive:
-            # the first sentence has a ~200 ms comma pause: at most one speculation undone
-            assert len(run.events("conversation.item.delete")) <= 1
+            # two sentences have a short gap inside (190 and 160 ms): a speculation undone
+            # at each at most
+            assert len(run.events("conversation.item.delete")) <= 2
             assert kinds == ["input_audio_buffer.commit", "response.create"] * len(
                 run.conn.commits
             )
