@@ -179,7 +179,10 @@ def render_p5(rows: list[dict[str, Any]]) -> list[str]:
         "frame of the reply's audio handed to the speaker. 500 ms silence window; fake server "
         "in the worker's process, audio at three times real time after its time to first "
         f"audio (TTFA); every reply {REPLY_S} s of tone. Ratio = variant / upstream, same "
-        "fixture and TTFA. Target: novad p50 <= max(window, preemptive point + TTFA) + 40 ms."
+        "fixture and TTFA. Speculations are counted from what crossed the socket (a "
+        "`response.create` with the speculative event id; a response the server ended "
+        "`cancelled`); their cost is the fake server's `usage` for the cancelled responses "
+        "(a stand-in formula, not a price list)."
     )
     out.append("")
     out.append(
@@ -212,4 +215,29 @@ def render_p5(rows: list[dict[str, Any]]) -> list[str]:
                 f"{u['output_audio_tokens']} ({u['input_tokens']}) |"
             )
     out.append("")
+    out.extend(_targets(by_case))
+    out.append("")
+    return out
+
+
+# the targets: p50 <= max(window, preemptive point + TTFA) + 40 ms, per TTFA
+_P50_TARGET_S = {0.3: 0.540, 0.7: 0.940}
+
+
+def _targets(by_case: dict[tuple[str, float], dict[str, dict[str, Any]]]) -> list[str]:
+    out: list[str] = []
+    for (fixture, ttfa), variants in by_case.items():
+        r = variants.get("novad")
+        target = _P50_TARGET_S.get(round(ttfa, 3))
+        if r is None or "error" in r or target is None or r["latency"]["p50"] is None:
+            continue
+        p50 = r["latency"]["p50"]
+        out.append(
+            f"- {fixture}, TTFA {_ms(ttfa)}: novad p50 {_ms(p50)} <= {_ms(target)}: "
+            f"**{'met' if p50 <= target else 'not met'}**; speculative audio played: "
+            f"{r['segments_unmatched']} segments (target 0); cancelled speculations per turn "
+            f"{r['speculative_cancelled_per_turn']:.2f}"
+            + (" (target <= 1 on this fixture)" if fixture == "paused_turns.wav" else "")
+            + "."
+        )
     return out
