@@ -19,13 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession
+from livekit.agents import AgentSession
 
-from livekit_plugins_openai_novad.testing.agent_io import (
-    RealtimeAudioOutput,
-    WavAudioInput,
-    read_wav,
-)
+from livekit_plugins_openai_novad.testing.agent_harness import RoomlessAgent, start_roomless
+from livekit_plugins_openai_novad.testing.agent_io import RealtimeAudioOutput, read_wav
 
 __all__ = [
     "Impl",
@@ -99,18 +96,10 @@ class MeteredAudioOutput(RealtimeAudioOutput):
 
 
 @dataclass
-class BenchSession:
+class BenchSession(RoomlessAgent):
     impl: Impl
     key: str
-    session: AgentSession
-    agent: Agent
-    model: Any
-    mic: WavAudioInput
     speaker: MeteredAudioOutput
-
-    @property
-    def rt(self) -> Any:
-        return self.agent.realtime_llm_session
 
     def describe(self) -> dict[str, Any]:
         """How turns are taken in this session (checked, not assumed)."""
@@ -129,11 +118,6 @@ class BenchSession:
         if mode is not None:
             out["turn_taking_mode"] = mode
         return out
-
-    async def aclose(self) -> None:
-        self.mic.close()
-        await self.session.aclose()
-        await self.model.aclose()
 
 
 def _qualname(obj: Any) -> str | None:
@@ -164,11 +148,13 @@ def build_agent_session(impl: Impl) -> AgentSession:
 
 async def start_session(impl: Impl, base_url: str, key: str) -> BenchSession:
     model = build_model(impl, base_url, key)
-    session = build_agent_session(impl)
-    mic = WavAudioInput()
     speaker = MeteredAudioOutput()
-    session.input.audio = mic
-    session.output.audio = speaker
-    agent = Agent(instructions="You are a benchmark agent.", llm=model)
-    await session.start(agent, record=False)
-    return BenchSession(impl, key, session, agent, model, mic, speaker)
+    started = await start_roomless(
+        model,
+        session=build_agent_session(impl),
+        speaker=speaker,
+        instructions="You are a benchmark agent.",
+    )
+    return BenchSession(
+        started.session, started.agent, model, started.mic, speaker, impl=impl, key=key
+    )

@@ -1,7 +1,7 @@
 """``FakeRealtimeServer`` in its own process, so its CPU is not counted in the worker's.
 
 The server process timestamps the client events the benchmark cares about with
-``time.perf_counter()`` as they are dispatched (after the frame is parsed). On Linux
+``time.perf_counter()`` as they are handled (the server's public client event hook). On Linux
 ``perf_counter`` is ``CLOCK_MONOTONIC``, one clock for every process, so the server's
 timestamps compare directly with the worker's ``WavAudioInput.push_times``.
 
@@ -34,56 +34,39 @@ class _ConnStats:
     clear_times: list[float] = field(default_factory=list)
 
 
-def _install_probes() -> None:
-    """Wrap the fake server's dispatch entries (in this process only) to timestamp events."""
-    from livekit_plugins_openai_novad.testing import fake_server as fs
+class _Probes:
+    """Per-connection stats, from the fake server's public event hooks (in this process)."""
 
-    def stats_of(conn: Any) -> _ConnStats:
-        st = conn.__dict__.get("_bench_stats")
+    def __init__(self) -> None:
+        self.stats: dict[Any, _ConnStats] = {}  # FakeConnection -> its stats
+
+    def of(self, conn: Any) -> _ConnStats:
+        st = self.stats.get(conn)
         if st is None:
-            st = conn.__dict__["_bench_stats"] = _ConnStats()
+            st = self.stats[conn] = _ConnStats()
         return st
 
-    table = fs._GA_DISPATCH
-    orig_append = table["input_audio_buffer.append"]
-    orig_commit = table["input_audio_buffer.commit"]
-    orig_create = table["response.create"]
-    orig_update = table["session.update"]
-    orig_clear = table["input_audio_buffer.clear"]
-
-    def on_append(conn: Any, event: dict[str, Any]) -> None:
-        before = conn.appended_bytes
-        orig_append(conn, event)
-        st = stats_of(conn)
-        st.appends += 1
-        st.append_bytes += conn.appended_bytes - before
-
-    def on_commit(conn: Any, event: dict[str, Any]) -> None:
+    def on_client_event(self, conn: Any, event: dict[str, Any], error: Any) -> None:
+        # called once the event is handled, so a commit's audio is the last commit
         t = time.perf_counter()
-        size = len(conn.input_audio)
-        orig_commit(conn, event)  # raises ProtocolError on an empty buffer: not counted
-        st = stats_of(conn)
-        st.commit_times.append(t)
-        st.commit_bytes.append(size)
-        conn.commits.clear()  # the bytes are not needed here; keep memory flat for big N
-
-    def on_create(conn: Any, event: dict[str, Any]) -> None:
-        stats_of(conn).create_times.append(time.perf_counter())
-        orig_create(conn, event)
-
-    def on_update(conn: Any, event: dict[str, Any]) -> None:
-        stats_of(conn).update_times.append(time.perf_counter())
-        orig_update(conn, event)
-
-    def on_clear(conn: Any, event: dict[str, Any]) -> None:
-        stats_of(conn).clear_times.append(time.perf_counter())
-        orig_clear(conn, event)
-
-    table["input_audio_buffer.append"] = on_append
-    table["input_audio_buffer.commit"] = on_commit
-    table["response.create"] = on_create
-    table["session.update"] = on_update
-    table["input_audio_buffer.clear"] = on_clear
+        if error is not None:
+            return  # e.g. an empty commit: not counted
+        kind = event.get("type")
+        if kind == "input_audio_buffer.append":
+            st = self.of(conn)
+            st.appends += 1
+            st.append_bytes = conn.appended_bytes
+        elif kind == "input_audio_buffer.commit":
+            st = self.of(conn)
+            st.commit_times.append(t)
+            st.commit_bytes.append(len(conn.commits[-1]))
+            conn.commits.clear()  # the bytes are not needed here; keep memory flat for big N
+        elif kind == "response.create":
+            self.of(conn).create_times.append(t)
+        elif kind == "session.update":
+            self.of(conn).update_times.append(t)
+        elif kind == "input_audio_buffer.clear":
+            self.of(conn).clear_times.append(t)
 
 
 def _conn_key(conn: Any) -> str:
@@ -91,10 +74,10 @@ def _conn_key(conn: Any) -> str:
     return auth.partition(" ")[2].strip()
 
 
-def _snapshot(server: Any) -> dict[str, Any]:
+def _snapshot(server: Any, probes: _Probes) -> dict[str, Any]:
     conns: dict[str, Any] = {}
     for conn in server.connections:
-        st: _ConnStats = conn.__dict__.get("_bench_stats") or _ConnStats()
+        st = probes.stats.get(conn) or _ConnStats()
         conns[_conn_key(conn)] = {
             "appended_bytes": conn.appended_bytes,
             "buffered_bytes": len(conn.input_audio),
@@ -119,7 +102,7 @@ def _snapshot(server: Any) -> dict[str, Any]:
 async def _serve(pipe: Connection, reply_s: float) -> None:
     from livekit_plugins_openai_novad.testing import INSTANT, FakeRealtimeServer, tone
 
-    _install_probes()
+    probes = _Probes()
     server = FakeRealtimeServer(
         api_key=None,  # any key: the key names the session
         record_events=False,
@@ -127,15 +110,17 @@ async def _serve(pipe: Connection, reply_s: float) -> None:
         reply_audio=tone(reply_s, freq=440.0, dbfs=-20.0),
         **INSTANT,  # the measured latencies are the client's, not a simulated model's
     )
+    server.hooks.on_client_event(probes.on_client_event)
     await server.start()
     pipe.send({"port": server.port})
     loop = asyncio.get_running_loop()
 
     async def handle(cmd: str) -> Any:
         if cmd == "stats":
-            return _snapshot(server)
+            return _snapshot(server, probes)
         if cmd == "reset":
             server.connections.clear()
+            probes.stats.clear()
             return True
         return None
 

@@ -2,14 +2,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import livekit_plugins_openai_novad as novad
-from livekit_plugins_openai_novad.testing import INSTANT, FakeConnection, FakeRealtimeServer
+from livekit_plugins_openai_novad.testing import (
+    ALL_SERVERS,
+    INSTANT,
+    FakeConnection,
+    FakeRealtimeServer,
+)
+from livekit_plugins_openai_novad.testing.validation import ServerEventValidator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API_VERSION = "2024-10-01-preview"
@@ -19,6 +25,19 @@ def speech_segments(name: str) -> list[tuple[int, int]]:
     """Energy-measured speech segments (first, last voiced sample) of a fixture WAV."""
     data = json.loads((FIXTURES / "speech_segments.json").read_text())
     return [(s["start_sample"], s["end_sample"]) for s in data["files"][name]["segments"]]
+
+
+@pytest.fixture(autouse=True)
+def server_events_valid() -> Iterator[ServerEventValidator]:
+    """Every event any fake server sends during a test must be valid for openai-python's
+    RealtimeServerEvent model of its wire (GA or beta)."""
+    validator = ServerEventValidator()
+    ALL_SERVERS.on_server_event(validator)
+    try:
+        yield validator
+    finally:
+        ALL_SERVERS.remove(validator)
+    assert validator.failures == [], "\n".join(validator.failures[:20])
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""FakeRealtimeServer over real WebSockets on 127.0.0.1 (no mocks)."""
+"""FakeRealtimeServer over real WebSockets on 127.0.0.1 (no mocks). ``§n``: the sections of
+docs/realtime-wire.md."""
 
 from __future__ import annotations
 
@@ -162,7 +163,9 @@ async def test_session_created_azure_legacy_is_beta(
     assert url.startswith(server.azure_base_url.replace("http", "ws", 1) + "/realtime?")
     client = await connect(url, AZURE_AUTH, created=False)
     s = (await client.recv())["session"]
-    assert s["model"] == "my-deployment"
+    # Azure reports the model behind a deployment; the fake cannot know it
+    assert s["model"] == "gpt-4o-realtime-preview"
+    assert server.connections[0].model == "my-deployment"
     assert s["modalities"] == ["audio", "text"]
     assert s["voice"] == "alloy"
     assert s["input_audio_format"] == s["output_audio_format"] == "pcm16"
@@ -1167,3 +1170,61 @@ async def test_beta_idle_timeout_and_truncation(
     assert ev["error"]["param"] == "session.turn_detection.idle_timeout_ms"
     ev = await client.update({"truncation": "disabled"})
     assert ev["session"]["truncation"] == "disabled" and ev["session"]["prompt"] is None
+
+
+async def test_event_hooks_see_every_event(
+    server: FakeRealtimeServer, connect: Callable[..., Any]
+) -> None:
+    seen_client: list[tuple[str, Any]] = []
+    seen_server: list[str] = []
+
+    @server.hooks.on_client_event
+    def on_client(conn: Any, event: dict[str, Any], error: dict[str, Any] | None) -> None:
+        seen_client.append((event["type"], error and error["code"]))
+
+    @server.hooks.on_server_event
+    def on_server(conn: Any, event: dict[str, Any]) -> None:
+        assert conn is server.connections[0]
+        seen_server.append(event["type"])
+
+    client = await connect()
+    await client.send({"type": "input_audio_buffer.commit"})
+    await client.recv()
+    await client.send({"type": "input_audio_buffer.clear"})
+    await client.recv()
+    conn = await server.wait_for_connection()
+    await conn.send_event({"type": "injected.by.the.test"})
+    await client.recv()
+    assert seen_client == [
+        ("input_audio_buffer.commit", "input_audio_buffer_commit_empty"),
+        ("input_audio_buffer.clear", None),
+    ]
+    # the server's own events; one injected with send_event is the test's, not the server's
+    assert seen_server == ["session.created", "error", "input_audio_buffer.cleared"]
+    assert [e["type"] for e in conn.sent_events][-1] == "injected.by.the.test"
+    server.hooks.remove(on_client)
+    server.hooks.remove(on_server)
+    await client.send({"type": "input_audio_buffer.clear"})
+    await client.recv()
+    assert len(seen_client) == 2 and len(seen_server) == 3
+
+
+def test_server_event_validation_catches_bad_events() -> None:
+    from livekit_plugins_openai_novad.testing.validation import validate_server_event
+
+    assert (
+        validate_server_event({"type": "input_audio_buffer.cleared", "event_id": "e"}, "ga") is None
+    )
+    missing = validate_server_event({"type": "conversation.item.truncated", "event_id": "e"}, "ga")
+    assert missing is not None and "item_id" in missing
+    # a GA-only name is not a legacy server event
+    assert validate_server_event({"type": "conversation.item.added"}, "beta") is not None
+
+
+async def test_the_suite_validates_what_servers_send(
+    server: FakeRealtimeServer, connect: Callable[..., Any], server_events_valid: Any
+) -> None:
+    client = await connect()
+    await client.send({"type": "response.create"})
+    await client.recv_until("response.done")
+    assert server_events_valid.checked >= len(server.connections[0].sent_events) > 5

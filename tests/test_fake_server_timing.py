@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(30)
 
 KEY = "test-key"
 API_VERSION = "2024-10-01-preview"
-REPLY_SECONDS = 3.0  # long enough that a barge-in lands well before the reply is generated
+REPLY_SECONDS = 6.0  # 2 s to generate at the default pace: a barge-in lands well before
 
 
 class Client:
@@ -176,9 +176,8 @@ async def test_cancel_before_the_first_audio(server: FakeRealtimeServer, connect
 async def test_time_to_first_audio_is_waited(server: FakeRealtimeServer, connect: Any) -> None:
     loop_time = asyncio.get_running_loop().time
     client = await connect("ga")
+    t_sent = loop_time()  # before the server's clock starts (at response.created)
     await client.send({"type": "response.create"})
-    await client.recv_until("response.created")
-    t_created = loop_time()
     await client.recv_until("response.output_audio.delta")
     # a lower bound only: load can make it later, never earlier
-    assert loop_time() - t_created >= server.time_to_first_audio * 0.8
+    assert loop_time() - t_sent >= server.time_to_first_audio
