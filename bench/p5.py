@@ -24,7 +24,7 @@ import asyncio
 import time
 from typing import Any
 
-from livekit.agents import Agent, AgentSession
+from livekit.agents import AgentSession
 
 from .agents import (
     SILENCE_WINDOW_S,
@@ -65,7 +65,7 @@ def _session(variant: str) -> AgentSession:
 
 async def run_p5(spec: dict[str, Any]) -> dict[str, Any]:
     from livekit_plugins_openai_novad.testing import FakeRealtimeServer, tone
-    from livekit_plugins_openai_novad.testing.agent_io import WavAudioInput
+    from livekit_plugins_openai_novad.testing.agent_harness import start_roomless
 
     variant = spec["impl"]
     ttfa = float(spec["ttfa_s"])
@@ -78,13 +78,13 @@ async def run_p5(spec: dict[str, Any]) -> dict[str, Any]:
         reply_audio=tone(REPLY_S, freq=440.0, dbfs=-20.0),
     ) as server:
         model = build_model("upstream" if variant == "upstream" else "novad", server.base_url, "p5")
-        session = _session(variant)
-        mic = WavAudioInput()
-        speaker = MeteredAudioOutput()
-        session.input.audio = mic
-        session.output.audio = speaker
-        agent = Agent(instructions="You are a benchmark agent.", llm=model)
-        await session.start(agent, record=False)
+        run = await start_roomless(
+            model,
+            session=_session(variant),
+            speaker=MeteredAudioOutput(),
+            instructions="You are a benchmark agent.",
+        )
+        mic, speaker = run.mic, run.speaker
         conn = await server.wait_for_connection()
         await conn.wait_for_client_event("session.update", timeout=10)
         await asyncio.sleep(1.0)  # the session settles (first update answered) before speech
@@ -100,8 +100,7 @@ async def run_p5(spec: dict[str, Any]) -> dict[str, Any]:
         client = conn.client_events[n_events:]
         server_events = list(conn.sent_events)
         responses = list(conn.responses)
-        await session.aclose()
-        await model.aclose()
+        await run.aclose()
 
     latencies, unmatched = _match(ends, starts)
     turns = len(ends)
