@@ -26,6 +26,17 @@ events upstream would build go through the overrides above, so upstream's pydant
 ``_wrap_session_update`` is never reached. Server and client events are observed through
 upstream's ``openai_server_event_received`` / ``openai_client_event_queued`` /
 ``session_reconnected`` session events.
+
+``_framework.py`` (the AgentSession's interruption rules under client VAD) uses
+livekit-agents' ``AgentActivity``: it is recognised as the listener the framework registers
+for ``input_speech_started``; read: ``current_speech``, ``session.options.interruption``,
+``_pause_enabled()``, ``_paused_speech``, ``_rt_session``, ``_rt_turn_detection_enabled``
+(set to False while a client-side call runs, then restored); called: the recognition hooks
+``on_start_of_speech`` / ``on_end_of_speech``, ``_interrupt_by_audio_activity()``,
+``_cancel_speech_pause(interrupt=True)``; wrapped: ``__init__`` (its start-up check
+``allow_interruptions`` may be False for client VAD), ``_generate_reply`` and ``say`` (a
+speech's own ``allow_interruptions=False`` is kept), the ``allow_interruptions`` property.
+The metrics of a client-VAD turn go through upstream's ``_input_speech_started_at``.
 """
 
 from __future__ import annotations
@@ -36,12 +47,14 @@ from livekit.agents.llm._realtime.openai_utils import (
     to_noise_reduction,
     to_oai_tool_choice,
 )
+from livekit.agents.voice.agent_activity import AgentActivity
 from livekit.plugins.openai.realtime import RealtimeModel as UpstreamRealtimeModel
 from livekit.plugins.openai.realtime import RealtimeSession as UpstreamRealtimeSession
 
 DEFAULT_VOICE = upstream_impl.DEFAULT_VOICE
 
 __all__ = [
+    "AgentActivity",
     "UpstreamRealtimeModel",
     "UpstreamRealtimeSession",
     "DEFAULT_VOICE",
