@@ -15,6 +15,7 @@ from livekit.agents.types import (
 from livekit.agents.utils import is_given
 
 from . import wire
+from ._framework import install as install_framework_rules
 from ._options import (
     DEFAULT_CLIENT_VAD,
     answers_turns,
@@ -168,3 +169,16 @@ class RealtimeModel(UpstreamRealtimeModel):
         sess = RealtimeSession(self, turn_detection_disabled=turn_detection_disabled)
         self._sessions.add(sess)
         return sess
+
+
+def _runs_client_turns(model: Any) -> bool:
+    """The model's sessions decide turns with client VAD (unless the AgentSession takes turn
+    taking over, in which case the framework's rules are its own anyway)."""
+    return (
+        isinstance(model, RealtimeModel)
+        and model.turn_detection is None
+        and model.client_vad is not None
+    )
+
+
+install_framework_rules(_runs_client_turns)

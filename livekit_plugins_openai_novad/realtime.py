@@ -14,7 +14,6 @@ What changes against upstream:
 from __future__ import annotations
 
 import asyncio
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -26,6 +25,7 @@ from livekit.agents.utils import is_given
 
 from . import wire
 from ._client_turns import TURN_RESPONSE_PREFIX, ClientTurns, Effects, TurnEffect
+from ._framework import Floor
 from ._ledger import SentUpdate, UpdateLedger
 from ._options import (
     answers_turns,
@@ -42,6 +42,7 @@ from .client_vad import ClientTurnDetector
 from .log import logger
 from .speculation import PreemptiveOptions, Verdict
 from .turn_detection import (
+    ClientVad,
     TurnDetection,
     TurnDetectionInput,
     TurnDetectionRejected,
@@ -52,6 +53,15 @@ if TYPE_CHECKING:
     from .model import RealtimeModel
 
 _MIN_COMMIT_S = 0.1  # the server rejects commits under 100 ms (input_audio_buffer_commit_empty)
+_BYTES_PER_S = wire.SAMPLE_RATE * 2
+# server events that open / close a turn of the server's VAD
+_SERVER_TURN_EVENTS = {
+    "input_audio_buffer.speech_started": True,
+    "input_audio_buffer.speech_stopped": False,
+    "input_audio_buffer.cleared": False,
+}
+# the response.create of a client-VAD turn, and upstream's generate_reply
+_RESPONSE_CREATE_PREFIXES = (TURN_RESPONSE_PREFIX, "response_create_")
 
 __all__ = ["RealtimeSession", "TurnDetectionConfirmed", "TurnTakingMode"]
 
@@ -92,9 +102,10 @@ class RealtimeSession(UpstreamRealtimeSession):
         )
         self._client_vad_opts = realtime_model.client_vad
         self._turns = ClientTurns()
-        self._first_update_built = False  # the next full update is for a reconnect once True
+        self._floor = Floor()
         self._socket: ServerSocket | None = None  # the current connection's
-        self._driver: weakref.ref[Any] | None = None  # the AgentActivity consuming replies
+        self._server_turn_open = False  # the server's VAD heard speech it has not ended yet
+        self._first_update_built = False  # the next full update is for a reconnect once True
 
         super().__init__(realtime_model, turn_detection_disabled=turn_detection_disabled)
         self._realtime_model: RealtimeModel = realtime_model
@@ -247,9 +258,7 @@ class RealtimeSession(UpstreamRealtimeSession):
             setattr(opts, attr, value)
         if td_changed:
             assert is_given(turn_detection)
-            if turn_detection is None and self._effective_turn_detection() is not None:
-                # the server may hold part of a turn and an idle timer: start clean
-                self.send_event(wire.input_audio_clear_event())
+            self._hand_over(to_server=turn_detection is not None)
             self._ledger.request(turn_detection)
         sent = self._ledger.register(payload["event_id"], carries_td=td_changed)
         sent.rollback = rollback
@@ -306,9 +315,12 @@ class RealtimeSession(UpstreamRealtimeSession):
             elif kind == "response.created":
                 self._turns.on_response_created()
             elif kind == "input_audio_buffer.committed":
+                self._server_turn_open = False
                 self._turns.on_committed(event.get("item_id"))
+            elif kind in _SERVER_TURN_EVENTS:
+                self._server_turn_open = _SERVER_TURN_EVENTS[kind]
             elif kind == "response.done":
-                self._turns.on_response_done()
+                self._carry_out(self._turns.on_response_done())
         except Exception:  # a malformed server event must not end the session
             logger.exception("failed to read a server event", extra={"type": event.get("type")})
 
@@ -344,8 +356,8 @@ class RealtimeSession(UpstreamRealtimeSession):
     def _handle_error(self, event: Any) -> None:
         error = getattr(event, "error", None)
         event_id = getattr(error, "event_id", None)
-        if isinstance(event_id, str) and event_id.startswith(TURN_RESPONSE_PREFIX):
-            self._turns.on_response_refused()
+        if isinstance(event_id, str) and event_id.startswith(_RESPONSE_CREATE_PREFIXES):
+            self._carry_out(self._turns.on_response_refused())
         code, param = getattr(error, "code", None), getattr(error, "param", None)
         message = getattr(error, "message", "") or ""
         answered = (
@@ -402,7 +414,8 @@ class RealtimeSession(UpstreamRealtimeSession):
         )
         if client and not self._turns.running:
             assert self._client_vad_opts is not None
-            self._turns.start(ClientTurnDetector(self._client_vad_opts))
+            opts = self._client_vad_opts
+            self._turns.start(ClientTurnDetector(opts), opts)
             if not cleared:
                 self.send_event(wire.input_audio_clear_event())
             # what was pushed before the switch is gone from the server's buffer
@@ -414,6 +427,26 @@ class RealtimeSession(UpstreamRealtimeSession):
             self._turns.stop()
         self._opts.turn_detection = to_upstream_td(effective)
         self._capabilities.turn_detection = not self._framework_turns and answers_turns(effective)
+
+    def _hand_over(self, *, to_server: bool) -> None:
+        """Before a turn-detection update leaves: no finished turn is lost to the switch."""
+        if to_server:
+            if self._turns.running:
+                # a turn in its trailing silence is answered here, one still spoken goes on
+                self._carry_out(self._turns.hand_over(generation_active=self.has_active_generation))
+            return
+        if self._effective_turn_detection() is None:
+            return
+        if self._server_turn_open:
+            # the server heard speech and had not ended the turn yet: answer what it holds
+            # (its buffer is that turn) instead of clearing it
+            self._server_turn_open = False
+            self._append_audio(self._bstream.flush())
+            self._on_user_stopped(held=False, turn_bytes=0)
+            self._carry_out(self._turns.committed(b""))
+        else:
+            # the server may hold stray audio and an idle timer: start clean
+            self.send_event(wire.input_audio_clear_event())
 
     def _drop_unanswered_item(self) -> None:
         """Keep the unanswered turn out of the chat context the reconnect replays.
@@ -465,20 +498,25 @@ class RealtimeSession(UpstreamRealtimeSession):
             logger.info("re-sending the last turn: its reply was lost with the connection")
             self._append_audio(self._bstream.write(turn))
             self._append_audio(self._bstream.flush())
-            self._commit_turn(turn)
+            self._carry_out(self._turns.committed(turn))
 
     def push_audio(self, frame: rtc.AudioFrame) -> None:
         if not self._turns.running:
             super().push_audio(frame)
             return
         for f in self._resample_audio(frame):
-            self._carry_out(
-                self._turns.push(
-                    f.data,
-                    generation_active=self.has_active_generation,
-                    preemptive=self._preemptive_options,
-                )
+            effects = self._turns.push(
+                f.data,
+                generation_active=self.has_active_generation,
+                preemptive=self._preemptive_options,
             )
+            if effects:
+                self._carry_out(effects)
+
+    def on(self, event: Any, callback: Any = None) -> Any:
+        if callback is not None and event == "input_speech_started":
+            self._floor.attach(callback)  # the AgentActivity driving this session, if any
+        return super().on(event, callback)
 
     def _carry_out(self, effects: Effects) -> None:
         """Do what the client-turns controller decided, in order."""
@@ -486,19 +524,21 @@ class RealtimeSession(UpstreamRealtimeSession):
             if effect is TurnEffect.SEND:
                 self._append_audio(self._bstream.write(data))
             elif effect is TurnEffect.SPEECH_STARTED:
-                self.interrupt()  # like the server's interrupt_response
-                self.emit("input_speech_started", llm.InputSpeechStartedEvent())
-            elif effect is TurnEffect.SPEECH_STOPPED:
+                self._on_user_onset()
+            elif effect is TurnEffect.BARGE_IN:
+                self._floor.barge_in()
+            elif effect in (TurnEffect.SPEECH_STOPPED, TurnEffect.HELD_STOP):
                 self._append_audio(self._bstream.flush())
-                self.emit(
-                    "input_speech_stopped",
-                    llm.InputSpeechStoppedEvent(
-                        user_transcription_enabled=self._opts.input_audio_transcription
-                        is not None
-                    ),
+                self._on_user_stopped(held=effect is TurnEffect.HELD_STOP, turn_bytes=len(data))
+            elif effect is TurnEffect.COMMIT:
+                self.send_event(wire.input_audio_commit_event())
+                self._pushed_duration_s = 0
+            elif effect is TurnEffect.REPLY:
+                self.send_event(
+                    wire.response_create_event(event_id=wire.new_event_id(TURN_RESPONSE_PREFIX))
                 )
             elif effect is TurnEffect.DISCARD:
-                logger.debug("dropping a turn shorter than 100 ms instead of committing it")
+                logger.debug("not answering this turn: the server's buffer is cleared")
                 self.send_event(wire.input_audio_clear_event())
                 self._pushed_duration_s = 0
             elif effect is TurnEffect.PREEMPT:
@@ -513,23 +553,38 @@ class RealtimeSession(UpstreamRealtimeSession):
                 # committed at the pause point: the held reply goes upstream now, in order
                 if self._socket is not None:
                     self._socket.release(data.held)
-                if data.needs_reply:  # the server refused the speculative response.create
-                    self.send_event(
-                        wire.response_create_event(event_id=wire.new_event_id(TURN_RESPONSE_PREFIX))
-                    )
-            else:
-                self._send_commit(data)
 
-    def _commit_turn(self, turn: bytes) -> None:
-        self._turns.committed(turn)
-        self._send_commit(turn)
+    def _on_user_onset(self) -> None:
+        """Speech started: interrupt at once, or hold the onset by the session's rules."""
+        reply = self._floor.reply() if self._floor.attached else None
+        if reply is not None:
+            rules = self._floor.interruption()
+            if not reply.allow_interruptions:
+                self._floor.user_started()
+                self._carry_out(self._turns.hold(None))
+                return
+            if rules["min_duration"] > 0:
+                self._floor.user_started()  # pauses the playout when the session may resume it
+                self._carry_out(self._turns.hold(float(rules["min_duration"])))
+                return
+        self.interrupt()  # like the server's interrupt_response
+        self.emit("input_speech_started", llm.InputSpeechStartedEvent())
 
-    def _send_commit(self, turn: bytes) -> None:
-        self.send_event(wire.input_audio_commit_event())
-        self.send_event(
-            wire.response_create_event(event_id=wire.new_event_id(TURN_RESPONSE_PREFIX))
+    def _on_user_stopped(self, *, held: bool, turn_bytes: int) -> None:
+        if held:
+            opts = self._client_vad_opts or ClientVad()
+            silence_s = opts.silence_duration_ms / 1000
+            padding_s = (opts.prefix_padding_ms + opts.silence_duration_ms) / 1000
+            self._floor.user_stopped(
+                speech_s=max(0.0, turn_bytes / _BYTES_PER_S - padding_s), silence_s=silence_s
+            )
+            return
+        self.emit(
+            "input_speech_stopped",
+            llm.InputSpeechStoppedEvent(
+                user_transcription_enabled=self._opts.input_audio_transcription is not None
+            ),
         )
-        self._pushed_duration_s = 0
 
     def truncate(
         self,
@@ -575,6 +630,7 @@ class RealtimeSession(UpstreamRealtimeSession):
 
     def clear_audio(self) -> None:
         super().clear_audio()
+        # a turn in progress ends here: the user's speaking state with it
         self._carry_out(self._turns.clear_turn())
 
     async def _create_ws_conn(self) -> aiohttp.ClientWebSocketResponse:
@@ -594,28 +650,10 @@ class RealtimeSession(UpstreamRealtimeSession):
             self.send_event(client_event)
         return verdict is Verdict.PASS
 
-    # -- the AgentSession driving this session ----------------------------------------------
-
     def _preemptive_options(self) -> PreemptiveOptions:
-        """``turn_handling["preemptive_generation"]`` of the AgentSession driving this session
-        (agent-level keys over session-level, as the framework resolves them); off when no
-        AgentSession consumes its replies."""
-        driver = self._driver() if self._driver is not None else None
-        opts = getattr(driver, "preemptive_generation_opts", None)
+        """``turn_handling["preemptive_generation"]`` of the AgentSession driving this session;
+        off when no AgentSession consumes its replies."""
+        opts = self._floor.preemptive_generation() if self._floor.attached else None
         if opts is None:
             return PreemptiveOptions(enabled=False)
         return PreemptiveOptions.from_turn_handling(opts)
-
-    def on(self, event: Any, callback: Any = None) -> Any:
-        # the AgentActivity subscribes its own methods to generation_created: that is how
-        # this session finds the turn_handling options it follows
-        owner = getattr(callback, "__self__", None)
-        if event == "generation_created" and hasattr(owner, "preemptive_generation_opts"):
-            self._driver = weakref.ref(owner)
-        return super().on(event, callback)
-
-    def off(self, event: Any, callback: Any) -> None:
-        owner = getattr(callback, "__self__", None)
-        if event == "generation_created" and self._driver is not None and owner is self._driver():
-            self._driver = None
-        super().off(event, callback)

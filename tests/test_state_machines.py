@@ -90,10 +90,8 @@ def _scorer(voiced: Callable[[float], bool]) -> Callable[[np.ndarray], float]:
 
 def _turns(**vad: int) -> ClientTurns:
     turns = ClientTurns()
-    detector = ClientTurnDetector(
-        novad.ClientVad(**vad), scorer=_scorer(lambda rms: rms > 0.01)
-    )
-    turns.start(detector)
+    opts = novad.ClientVad(**vad)
+    turns.start(ClientTurnDetector(opts, scorer=_scorer(lambda rms: rms > 0.01)), opts)
     return turns
 
 
@@ -117,6 +115,7 @@ def test_turn_commits_what_it_sent_and_is_unanswered_until_done() -> None:
         TurnEffect.SPEECH_STARTED,
         TurnEffect.SPEECH_STOPPED,
         TurnEffect.COMMIT,
+        TurnEffect.REPLY,
     ]
     sent = b"".join(d for e, d in effects if e is TurnEffect.SEND)
     (commit,) = [d for e, d in effects if e is TurnEffect.COMMIT]
@@ -127,7 +126,7 @@ def test_turn_commits_what_it_sent_and_is_unanswered_until_done() -> None:
     assert turns.unanswered_item == "item_1"
     turns.on_response_created()
     assert not turns.response_requested
-    turns.on_response_done()
+    assert turns.on_response_done() == []
     assert turns.unanswered_turn is None and turns.unanswered_item is None
 
 
@@ -149,7 +148,10 @@ def test_one_cancel_per_response_and_reset_keeps_the_unanswered_turn() -> None:
     assert not turns.cancel(generation_active=True)
     turns.on_response_done()
     assert turns.cancel(generation_active=True)
-    turns.committed(b"\x00" * MIN_COMMIT_BYTES)
+    assert _kinds(turns.committed(b"\x00" * MIN_COMMIT_BYTES)) == [
+        TurnEffect.COMMIT,
+        TurnEffect.REPLY,
+    ]
     turns.push(_tone(0.3))
     assert turns.speaking
     turns.reset()
@@ -165,6 +167,64 @@ def test_stop_and_start_hand_turn_taking_over() -> None:
     assert not turns.running and not turns.speaking
     with pytest.raises(AssertionError):
         turns.push(_tone(0.1))
-    turns.start(ClientTurnDetector(novad.ClientVad(), scorer=_scorer(lambda _: False)))
+    opts = novad.ClientVad()
+    turns.start(ClientTurnDetector(opts, scorer=_scorer(lambda _: False)), opts)
     assert turns.running
     assert turns.push(bytes(WINDOW_BYTES * 4)) == []
+
+
+def test_a_turn_ending_during_another_response_is_answered_after_it() -> None:
+    turns = _turns(silence_duration_ms=200, prefix_padding_ms=0)
+    turns.on_response_created()  # the app's reply is on the server
+    effects = turns.push(_silence(0.3) + _tone(0.5) + _silence(0.5))
+    assert _kinds(effects)[-2:] == [TurnEffect.SPEECH_STOPPED, TurnEffect.COMMIT]
+    assert turns.reply_pending
+    assert turns.on_response_done() == [(TurnEffect.REPLY, b"")]
+    assert turns.unanswered_turn is not None and turns.response_requested
+    # the same while the app's response.create is still unanswered, then refused
+    turns = _turns(silence_duration_ms=200, prefix_padding_ms=0)
+    effects = turns.push(_tone(0.5) + _silence(0.5), generation_active=True)
+    assert TurnEffect.REPLY not in _kinds(effects)
+    assert turns.on_response_refused() == [(TurnEffect.REPLY, b"")]
+
+
+def test_held_onset_barges_in_after_min_duration_or_is_a_false_interruption() -> None:
+    # short: 0.2 s of speech over the reply -> no barge-in, nothing answered
+    turns = _turns(silence_duration_ms=300, prefix_padding_ms=100)
+    effects = turns.push(_silence(0.3) + _tone(0.1))
+    assert _kinds(effects) == [TurnEffect.SPEECH_STARTED]
+    assert _kinds(turns.hold(0.5)) == [TurnEffect.HELD_START]
+    effects = turns.push(_tone(0.1) + _silence(0.6))
+    assert _kinds(effects) == [TurnEffect.HELD_STOP, TurnEffect.DISCARD]
+    assert turns.unanswered_turn is None
+    # long: 1.2 s -> barge-in while speaking, then the turn is committed and answered
+    turns.on_response_created()
+    turns.push(_silence(0.3) + _tone(0.1))
+    turns.hold(0.5)
+    effects = turns.push(_tone(1.1))
+    assert _kinds(effects) == [TurnEffect.BARGE_IN]
+    effects = turns.push(_silence(0.6))
+    assert _kinds(effects) == [TurnEffect.HELD_STOP, TurnEffect.COMMIT]
+    assert turns.on_response_done() == [(TurnEffect.REPLY, b"")]  # after the cut reply ends
+
+
+def test_uninterruptible_reply_is_never_barged_in_and_the_turn_waits() -> None:
+    turns = _turns(silence_duration_ms=200, prefix_padding_ms=0)
+    turns.on_response_created()
+    turns.push(_tone(0.1))
+    turns.hold(None)
+    effects = turns.push(_tone(2.0) + _silence(0.4))
+    assert _kinds(effects) == [TurnEffect.HELD_STOP, TurnEffect.COMMIT]
+    assert turns.on_response_done() == [(TurnEffect.REPLY, b"")]
+
+
+def test_clear_turn_ends_the_speaking_state() -> None:
+    turns = _turns()
+    assert turns.clear_turn() == []
+    turns.push(_tone(0.3))
+    assert turns.speaking
+    assert _kinds(turns.clear_turn()) == [TurnEffect.SPEECH_STOPPED]
+    assert not turns.speaking
+    turns.push(_tone(0.3))
+    turns.hold(0.5)
+    assert _kinds(turns.clear_turn()) == [TurnEffect.HELD_STOP]
