@@ -255,7 +255,9 @@ class ClientTurns:
         """Turn detection moves to the server. A turn in its trailing silence is finished
         here (committed and answered: the server's VAD would never see it end); a turn still
         spoken goes on, every byte of it already sent, for the server's VAD to end."""
-        if not self.speaking or self._quiet_bytes() < TRAILING_SILENCE_BYTES:
+        # a speculative reply is out: the turn was heard ending (committed at its pause point)
+        ending = self.speculation.pending or self._quiet_bytes() >= TRAILING_SILENCE_BYTES
+        if not self.speaking or not ending:
             return []
         assert self._detector is not None
         self._detector.reset()  # the turn ends here, whatever comes next

@@ -201,7 +201,7 @@ def _turn_effects(
 ) -> tuple[list[TurnEffect], bytes, list[bytes]]:
     """(effect kinds, bytes sent, bytes sent between commits) of ClientTurns on ``pcm``."""
     turns = ClientTurns()
-    turns.start(ClientTurnDetector(ClientVad()))
+    turns.start(ClientTurnDetector(ClientVad()), ClientVad())
     kinds: list[TurnEffect] = []
     sent = bytearray()
     pieces: list[bytes] = []
@@ -219,7 +219,7 @@ def _turn_effects(
                 piece.clear()
             if effect is TurnEffect.RELEASE:
                 assert not piece, "audio after the pause point was sent although the turn ended"
-            if effect in (TurnEffect.RELEASE, TurnEffect.COMMIT):
+            if effect in (TurnEffect.RELEASE, TurnEffect.REPLY):
                 # the server: the turn's reply is created and done before the next turn
                 turns.on_response_created()
                 turns.on_response_done()
@@ -246,6 +246,7 @@ def test_client_turns_speculate_undo_and_release() -> None:
         TurnEffect.SPEECH_STARTED,
         TurnEffect.SPEECH_STOPPED,
         TurnEffect.COMMIT,
+        TurnEffect.REPLY,
     ] * 3
     for k in range(3):
         whole = pieces[2 * k] + pieces[2 * k + 1]
@@ -264,6 +265,7 @@ def test_client_turns_respect_max_retries_and_max_speech_duration() -> None:
         TurnEffect.UNDO,
         TurnEffect.SPEECH_STOPPED,
         TurnEffect.COMMIT,
+        TurnEffect.REPLY,
     ] * 3
     kinds, _, _ = _turn_effects(pcm, PreemptiveOptions(max_speech_duration=0.5))
     assert TurnEffect.PREEMPT not in kinds  # every turn is longer than that at its pauses
