@@ -119,6 +119,8 @@ class Speculation(Generic[T]):
         self._pending: _Pending[T] | None = None
         self._cancelled_event_ids: set[str] = set()  # cancelled before response.created
         self._cancelled_responses: set[str] = set()  # cancelled, response.done not yet in
+        # cancelled before the server named them: if one still streams, cancel it by id
+        self._blind_cancels: set[str] = set()
         self._cancelled_items: set[str] = set()  # deleted, conversation.item.deleted not yet in
         self._attempts = 0
         self.started = 0  # speculative replies requested, for the session's lifetime
@@ -201,6 +203,7 @@ class Speculation(Generic[T]):
         self._pending = None
         self._cancelled_event_ids.clear()
         self._cancelled_responses.clear()
+        self._blind_cancels.clear()
         self._cancelled_items.clear()
         self._attempts = 0
 
@@ -224,6 +227,7 @@ class Speculation(Generic[T]):
             if origin in self._cancelled_event_ids and isinstance(rid, str):
                 self._cancelled_event_ids.discard(origin)
                 self._cancelled_responses.add(rid)
+                self._blind_cancels.add(rid)
                 return Verdict.DROP, []
             return Verdict.PASS, []
 
@@ -244,10 +248,15 @@ class Speculation(Generic[T]):
                 return Verdict.HOLD, []
             if rid in self._cancelled_responses:
                 out: list[dict[str, Any]] = []
+                if kind == "response.done":
+                    self._cancelled_responses.discard(rid)
+                    self._blind_cancels.discard(rid)
+                    return Verdict.DROP, out
+                if rid in self._blind_cancels:  # it outlived a cancel sent without its id
+                    self._blind_cancels.discard(rid)
+                    out.append(wire.response_cancel_event(rid, event_id=_undo_id()))
                 if kind == _OUTPUT_ITEM_ADDED and (item_id := _item_id(event)):
                     out.append(self._delete(item_id))
-                elif kind == "response.done":
-                    self._cancelled_responses.discard(rid)
                 return Verdict.DROP, out
             return Verdict.PASS, []
 

@@ -87,9 +87,12 @@ def test_cancelled_before_the_server_named_it() -> None:
     events = _reply("resp_1", "item_1", origin)
     out = [spec.on_server_event(e, i) for i, e in enumerate(events)]
     assert [v for v, _ in out] == [Verdict.DROP] * len(events)
-    # the item it created anyway is deleted once named, exactly once
-    deletes = [e for _, evs in out for e in evs]
-    assert [(e["type"], e["item_id"]) for e in deletes] == [("conversation.item.delete", "item_1")]
+    # it still streamed: cancelled again by id, and its item deleted once named, exactly once
+    sent = [(e["type"], e.get("response_id"), e.get("item_id")) for _, evs in out for e in evs]
+    assert sent == [
+        ("response.cancel", "resp_1", None),
+        ("conversation.item.delete", None, "item_1"),
+    ]
 
 
 def test_a_reply_done_before_the_user_resumed_is_deleted_not_cancelled() -> None:
