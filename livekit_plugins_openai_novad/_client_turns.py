@@ -341,7 +341,10 @@ class ClientTurns:
     # -- responses --------------------------------------------------------------------------
 
     def cancel(self, *, generation_active: bool) -> bool:
-        """Should a ``response.cancel`` go out now? Once per response."""
+        """Should a ``response.cancel`` go out now? Once per response; never for a held
+        speculative reply (nothing of it plays: the user's voice or the turn's end settles it)."""
+        if self.speculation.pending and not generation_active:
+            return False
         if self.cancel_sent or not (generation_active or self.response_requested):
             return False
         self.cancel_sent = True

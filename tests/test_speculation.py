@@ -274,3 +274,18 @@ def test_client_turns_respect_max_retries_and_max_speech_duration() -> None:
     assert TurnEffect.PREEMPT not in kinds  # every turn is longer than that at its pauses
     kinds, _, _ = _turn_effects(pcm, PreemptiveOptions(enabled=False))
     assert TurnEffect.PREEMPT not in kinds
+
+
+def test_an_interrupt_does_not_cancel_a_held_reply() -> None:
+    # the held reply is not playing: interrupting the agent leaves it to the turn to settle
+    pcm = read_wav(FIXTURES / "one_turn.wav")
+    turns = ClientTurns()
+    turns.start(ClientTurnDetector(ClientVad()), ClientVad())
+    step = SR * 10 // 1000 * 2
+    for i in range(0, len(pcm), step):
+        kinds = [e for e, _ in turns.push(pcm[i : i + step], preemptive=PreemptiveOptions)]
+        if TurnEffect.PREEMPT in kinds:
+            break
+    assert turns.speculation.pending
+    assert not turns.cancel(generation_active=False)
+    assert turns.cancel(generation_active=True)  # a reply of the app's is being generated
