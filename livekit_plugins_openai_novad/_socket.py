@@ -33,7 +33,10 @@ class ServerSocket:
 
     Invariants: a frame reaches the reader at most once; released frames come out before any
     frame read after the release; one read of the real socket is in flight at most (a read
-    interrupted by a release is kept for the next ``receive``, never cancelled).
+    interrupted by a release is kept for the next ``receive``, never cancelled). Until the
+    screen first keeps a frame, and again after each release, ``receive`` reads the socket
+    directly: a release can only hand on frames kept before it, so there is nothing to wake
+    the reader for.
     """
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, screen: Screen | None = None) -> None:
@@ -42,6 +45,7 @@ class ServerSocket:
         self._released: collections.deque[aiohttp.WSMessage] = collections.deque()
         self._read: asyncio.Future[aiohttp.WSMessage] | None = None
         self._wake: asyncio.Future[None] | None = None
+        self._kept = False  # the screen kept a frame since the last release
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
@@ -49,6 +53,7 @@ class ServerSocket:
     def release(self, frames: Iterable[aiohttp.WSMessage]) -> None:
         """Hand these frames to the reader next, in order."""
         self._released.extend(frames)
+        self._kept = False
         if self._released and self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
@@ -66,9 +71,12 @@ class ServerSocket:
                 continue
             if self._screen is None or self._screen(event, msg):
                 return msg
+            self._kept = True
 
     async def _next_frame(self, timeout: float | None) -> aiohttp.WSMessage | None:
         """The next frame of the real socket, or None if a release came first."""
+        if self._read is None and not self._kept:
+            return await self._ws.receive(timeout)
         if self._read is None:
             self._read = asyncio.ensure_future(self._ws.receive(timeout))
             self._read.add_done_callback(_retrieve)
@@ -79,8 +87,8 @@ class ServerSocket:
         finally:
             self._wake.cancel()
             self._wake = None
-        if not self._read.done():
-            return None
+        if self._released or not self._read.done():
+            return None  # released frames first: they arrived before this one
         read, self._read = self._read, None
         return read.result()
 

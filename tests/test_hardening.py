@@ -199,8 +199,11 @@ async def test_reconnect_before_reply_done_resends_turn_once(
             generations: list[str] = []
             rt.on("generation_created", lambda ev: generations.append(ev.response_id))
 
-            run.mic.play(read_wav(FIXTURES / "one_turn.wav"))
-            await run.conn.wait_for_client_event("response.create", timeout=30)
+            with _next_event(rt, "generation_created") as created:
+                run.mic.play(read_wav(FIXTURES / "one_turn.wav"))
+                await run.conn.wait_for_client_event("response.create", timeout=30)
+                # the agent has the reply (a preemptive one is released at the window's end)
+                await asyncio.wait_for(created, 10)
             # the reply is streaming (real-time paced, 5 s long): drop before its response.done
             await run.conn.wait_for_sent_event("response.output_audio.delta", timeout=10)
             assert run.conn.active_response is not None

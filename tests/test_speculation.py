@@ -289,3 +289,52 @@ def test_an_interrupt_does_not_cancel_a_held_reply() -> None:
     assert turns.speculation.pending
     assert not turns.cancel(generation_active=False)
     assert turns.cancel(generation_active=True)  # a reply of the app's is being generated
+
+
+async def test_the_server_socket_holds_and_releases_in_order() -> None:
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from livekit_plugins_openai_novad._socket import ServerSocket
+
+    class Feed:  # the real socket's side: frames as the server sends them
+        def __init__(self) -> None:
+            self.q: asyncio.Queue[aiohttp.WSMessage] = asyncio.Queue()
+
+        def send(self, kind: str) -> None:
+            data = json.dumps({"type": kind})
+            self.q.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, data, None))
+
+        async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
+            return await self.q.get()
+
+    feed = Feed()
+    kept: list[aiohttp.WSMessage] = []
+
+    def screen(event: dict[str, Any], frame: aiohttp.WSMessage) -> bool:
+        if event["type"].startswith("held."):
+            kept.append(frame)
+            return False
+        return True
+
+    sock = ServerSocket(feed, screen)  # type: ignore[arg-type]
+    for kind in ("a", "held.1", "held.2", "b"):
+        feed.send(kind)
+    got = [json.loads((await sock.receive()).data)["type"] for _ in range(2)]
+    assert got == ["a", "b"]
+    # the reader waits on the socket; a release wakes it, ahead of anything newer
+    reader = asyncio.ensure_future(sock.receive())
+    await asyncio.sleep(0)
+    assert not reader.done()
+    sock.release(kept)
+    feed.send("c")
+    got = [json.loads((await reader).data)["type"]]
+    got += [json.loads((await sock.receive()).data)["type"] for _ in range(2)]
+    assert got == ["held.1", "held.2", "c"]
+    # frames upstream could not survive are dropped
+    feed.q.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, "{", None))
+    feed.q.put_nowait(aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, '{"type": 1}', None))
+    feed.send("d")
+    assert json.loads((await asyncio.wait_for(sock.receive(), 5)).data)["type"] == "d"
