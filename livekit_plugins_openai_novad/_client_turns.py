@@ -75,6 +75,7 @@ class ClientTurns:
         self._prefix_bytes = 0
         self._silence_bytes = 0
         self._turn_audio = bytearray()
+        self.ended_quiet_bytes = 0  # at the last turn's end: its audio after the last speech
         self._peak_db = _FLOOR_DB
         self._loud_end = 0
         self.unanswered_turn: bytes | None = None  # a committed turn whose reply is not done
@@ -189,6 +190,7 @@ class ClientTurns:
 
     def _end_turn(self, generation_active: bool) -> Effects:
         turn = bytes(self._turn_audio)
+        self.ended_quiet_bytes = self._quiet_bytes()  # how long ago the speech stopped
         self._clear_turn_audio()
         held, self._held = self._held, False
         hooked, self._hooked = self._hooked, False

@@ -14,6 +14,8 @@ What changes against upstream:
 from __future__ import annotations
 
 import asyncio
+import collections
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -103,6 +105,11 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._turns = ClientTurns()
         self._floor = Floor()
         self._server_turn_open = False  # the server's VAD heard speech it has not ended yet
+        # when the client-VAD turn being sent started / stopped (wall clock), and per commit
+        # not yet confirmed by the server, in order; then per conversation item
+        self._turn_started_at = self._turn_stopped_at = 0.0
+        self._commit_times: collections.deque[tuple[float, float]] = collections.deque()
+        self._stopped_at: dict[str, float] = {}
         self._first_update_built = False  # the next full update is for a reconnect once True
 
         super().__init__(realtime_model, turn_detection_disabled=turn_detection_disabled)
@@ -110,6 +117,7 @@ class RealtimeSession(UpstreamRealtimeSession):
         self.on("openai_client_event_queued", self._on_client_event_sent)
         self.on("openai_server_event_received", self._on_server_event)
         self.on("session_reconnected", self._on_reconnected)
+        self.on("input_audio_transcription_completed", self._on_user_transcript)
         self._sync_turn_taking(cleared=True)  # nothing pushed yet
 
     # -- public API -------------------------------------------------------------------------
@@ -315,6 +323,7 @@ class RealtimeSession(UpstreamRealtimeSession):
             elif kind == "input_audio_buffer.committed":
                 self._server_turn_open = False
                 self._turns.on_committed(event.get("item_id"))
+                self._stamp_turn(event.get("item_id"))
             elif kind in _SERVER_TURN_EVENTS:
                 self._server_turn_open = _SERVER_TURN_EVENTS[kind]
             elif kind == "response.done":
@@ -426,6 +435,21 @@ class RealtimeSession(UpstreamRealtimeSession):
         self._opts.turn_detection = to_upstream_td(effective)
         self._capabilities.turn_detection = not self._framework_turns and answers_turns(effective)
 
+    def _stamp_turn(self, item_id: Any) -> None:
+        """The server named the item of our oldest unconfirmed commit: the user's message
+        gets the turn's times, as upstream gives them to a server-VAD turn."""
+        if not self._commit_times or not isinstance(item_id, str):
+            return
+        started, stopped = self._commit_times.popleft()
+        self._input_speech_started_at[item_id] = started
+        self._stopped_at[item_id] = stopped
+
+    def _on_user_transcript(self, ev: llm.InputTranscriptionCompleted) -> None:
+        stopped = self._stopped_at.pop(ev.item_id, None) if ev.is_final else None
+        if stopped is not None:
+            # after the framework's own handler has built the user's message
+            asyncio.get_running_loop().call_soon(self._floor.user_stopped_at, ev.item_id, stopped)
+
     def _hand_over(self, *, to_server: bool) -> None:
         """Before a turn-detection update leaves: no finished turn is lost to the switch."""
         if to_server:
@@ -435,9 +459,9 @@ class RealtimeSession(UpstreamRealtimeSession):
             return
         if self._effective_turn_detection() is None:
             return
-        if self._server_turn_open:
-            # the server heard speech and had not ended the turn yet: answer what it holds
-            # (its buffer is that turn) instead of clearing it
+        if self._server_turn_open and self._pushed_duration_s >= _MIN_COMMIT_S:
+            # the server heard speech in the audio we sent and had not ended the turn yet:
+            # answer what it holds (its buffer is that turn) instead of clearing it
             self._server_turn_open = False
             self._append_audio(self._bstream.flush())
             self._on_user_stopped(held=False, turn_bytes=0)
@@ -477,6 +501,8 @@ class RealtimeSession(UpstreamRealtimeSession):
         """
         turn = self._turns.take_unanswered()
         self._turns.reset()
+        self._commit_times.clear()  # the old socket's commits are never confirmed
+        self._stopped_at.clear()
         self._bstream.clear()
         self._pushed_duration_s = 0
         if not self._turns.running:
@@ -527,6 +553,9 @@ class RealtimeSession(UpstreamRealtimeSession):
             elif effect is TurnEffect.COMMIT:
                 self.send_event(wire.input_audio_commit_event())
                 self._pushed_duration_s = 0
+                if self._turns.running and data:
+                    self._commit_times.append((self._turn_started_at, self._turn_stopped_at))
+                    self._floor.end_of_utterance(time.time() - self._turn_stopped_at)
             elif effect is TurnEffect.REPLY:
                 self.send_event(
                     wire.response_create_event(event_id=wire.new_event_id(TURN_RESPONSE_PREFIX))
@@ -538,6 +567,7 @@ class RealtimeSession(UpstreamRealtimeSession):
 
     def _on_user_onset(self) -> None:
         """Speech started: interrupt at once, or hold the onset by the session's rules."""
+        self._turn_started_at = time.time()
         reply = self._floor.reply() if self._floor.attached else None
         if reply is not None:
             rules = self._floor.interruption()
@@ -553,6 +583,7 @@ class RealtimeSession(UpstreamRealtimeSession):
         self.emit("input_speech_started", llm.InputSpeechStartedEvent())
 
     def _on_user_stopped(self, *, held: bool, turn_bytes: int) -> None:
+        self._turn_stopped_at = time.time() - self._turns.ended_quiet_bytes / _BYTES_PER_S
         if held:
             opts = self._client_vad_opts or ClientVad()
             silence_s = opts.silence_duration_ms / 1000
