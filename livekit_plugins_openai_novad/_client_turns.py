@@ -87,6 +87,7 @@ class ClientTurns:
         self._prefix_bytes = 0
         self._silence_bytes = 0
         self._turn_audio = bytearray()
+        self.ended_quiet_bytes = 0  # at the last turn's end: its audio after the last speech
         self._peak_db = _FLOOR_DB
         self._loud_end = 0
         self._since_commit = 0  # bytes of the turn sent since its last commit
@@ -267,6 +268,7 @@ class ClientTurns:
         release = self.speculation.confirm()  # the held silence after the commit is dropped
         self.speculation.end_turn()
         if release is not None:
+            self.ended_quiet_bytes = self._quiet_bytes() + release.audio_bytes
             self._clear_turn_audio()
             self._held = self._hooked = False
             effects: Effects = [(TurnEffect.SPEECH_STOPPED, b""), (TurnEffect.RELEASE, release)]
@@ -278,6 +280,7 @@ class ClientTurns:
                 return effects
             return [*effects, *self._reply()]
         turn = bytes(self._turn_audio)
+        self.ended_quiet_bytes = self._quiet_bytes()  # how long ago the speech stopped
         self._clear_turn_audio()
         held, self._held = self._held, False
         hooked, self._hooked = self._hooked, False
@@ -313,6 +316,11 @@ class ClientTurns:
 
     def _quiet_bytes(self) -> int:
         return len(self._turn_audio) - self._loud_end
+
+    @property
+    def quiet_bytes(self) -> int:
+        """The turn's audio sent after its last speech (in its trailing silence, or a pause)."""
+        return self._quiet_bytes()
 
     def _commit(self, turn: bytes, generation_active: bool) -> Effects:
         self.unanswered_turn = turn

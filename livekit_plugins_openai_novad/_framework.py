@@ -21,8 +21,11 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from livekit.agents.llm import ChatMessage
+from livekit.agents.metrics import EOUMetrics
 from livekit.agents.utils import is_given
 from livekit.agents.vad import VADEvent, VADEventType
+from livekit.agents.voice.events import MetricsCollectedEvent
 
 from ._upstream import AgentActivity
 
@@ -120,6 +123,30 @@ class Floor:
                 silence_duration=silence_s,
             )
         )
+
+
+    # -- metrics, as the framework's VAD path gives them ---------------------------------------
+
+    def end_of_utterance(self, delay_s: float) -> None:
+        """The session decided the user's turn ended ``delay_s`` after their last speech."""
+        act = self._act
+        if act is None:
+            return
+        eou = EOUMetrics(
+            timestamp=time.time(),
+            end_of_utterance_delay=delay_s,
+            transcription_delay=0.0,
+            on_user_turn_completed_delay=0.0,
+        )
+        act.session.emit("metrics_collected", MetricsCollectedEvent(metrics=eou))
+
+    def user_stopped_at(self, item_id: str, stopped_at: float) -> None:
+        """Complete the metrics of the user's message ``item_id`` (the framework sets when the
+        turn started, from the transcription event) with when the speech stopped."""
+        act = self._act
+        msg = act.session.history.get_by_id(item_id) if act is not None else None
+        if isinstance(msg, ChatMessage) and "started_speaking_at" in msg.metrics:
+            msg.metrics["stopped_speaking_at"] = stopped_at
 
 
 # -- lifting the server-turn-detection rules ------------------------------------------------

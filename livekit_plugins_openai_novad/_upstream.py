@@ -1,9 +1,9 @@
 """The one seam to livekit-plugins-openai / livekit-agents internals (tested range: 1.8.x).
 
 Everything this package uses from upstream that is not public API is imported or named here,
-so a new upstream release is checked in one place. ``RealtimeSession`` in ``realtime.py``
-(state in the I/O-free ``_ledger`` and ``_client_turns``) overrides these upstream methods,
-each called by upstream code we keep:
+so a new upstream release is checked in one place. ``RealtimeSession`` in ``realtime.py`` and
+its base ``TurnTakingSession`` in ``_turn_session.py`` (state in the I/O-free ``_ledger`` and
+``_client_turns``) override these upstream methods, each called by upstream code we keep:
 
 * ``_create_session_update_event()``: called by upstream ``__init__`` (the first
   ``session.update``) and by the reconnect routine (the first event on a new socket).

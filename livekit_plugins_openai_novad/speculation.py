@@ -95,6 +95,7 @@ class Release(Generic[T]):
 
     held: list[T]  # server events to hand upstream, in arrival order
     needs_reply: bool  # the speculative response.create was refused: ask again
+    audio_bytes: int  # turn audio held since the commit (the window's silence), dropped
 
 
 class Speculation(Generic[T]):
@@ -192,7 +193,7 @@ class Speculation(Generic[T]):
         p, self._pending = self._pending, None
         if p is None:
             return None
-        return Release(held=p.held, needs_reply=p.refused)
+        return Release(held=p.held, needs_reply=p.refused, audio_bytes=len(p.audio))
 
     def end_turn(self) -> None:
         """The user's turn is over (answered): the next turn may speculate again."""
