@@ -76,7 +76,7 @@ def _novad(pcm: bytes) -> Run:
                 first = False
             elif action is GateAction.SEND:
                 sent[-1] = (sent[-1][0], sent[-1][1] + n)
-            else:
+            elif action is GateAction.SPEECH_STOPPED:
                 turns.append((start, end))
     return turns, sent
 

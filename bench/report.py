@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .p5 import render_p5
 from .realspeech import render as realspeech_section
 from .report_p2 import p2_by_mode, p2_targets, render_p2
 
@@ -107,10 +108,11 @@ def render(res: dict[str, Any]) -> str:
         "Every measurement runs in a fresh worker process with a fresh server process."
     )
     w(
-        "- Timestamps: the server process wraps its dispatch entries for "
-        "`input_audio_buffer.append/commit/clear`, `response.create` and `session.update` and "
-        "records `time.perf_counter()` when each event is dispatched (right after the frame is "
-        "parsed). `perf_counter` is `CLOCK_MONOTONIC` on Linux, one clock for both processes, "
+        "- Timestamps: the server process observes every client event through the fake "
+        "server's public hooks and records `time.perf_counter()` when each "
+        "`input_audio_buffer.append/commit/clear`, `response.create` and `session.update` is "
+        "handled (right after the frame is parsed). `perf_counter` is `CLOCK_MONOTONIC` on "
+        "Linux, one clock for both processes, "
         "so these compare directly with `WavAudioInput.push_times`."
     )
     w("")
@@ -128,6 +130,8 @@ def render(res: dict[str, Any]) -> str:
         _p3(res, p3, w)
     _profile(res, w)
     _targets(res, w)
+    if res.get("p5"):
+        out.extend(render_p5(res["p5"]))
     _notes(res, w)
     if "realspeech" in res:  # measured by bench.realspeech, in the same run
         w("\n" + realspeech_section(res["realspeech"]))

@@ -24,6 +24,7 @@ from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
 from .floor import detector_floor
 from .headline import update_readme
 from .hosting import MODES
+from .p5 import cases as p5_cases
 from .realspeech import measure as measure_realspeech
 from .report import render
 
@@ -32,7 +33,7 @@ WORK = BENCH / "_work"
 # coarse, each limit then bisected (--refine); both implementations run the first steps, so
 # CPU per session compares at the same N
 DEFAULT_STEPS = (10, 25, 50, 100, 200, 300)
-PARTS = ("p1", "realspeech", "p3", "p2")  # p1 includes P4 and the offline detector floor
+PARTS = ("p1", "realspeech", "p5", "p3", "p2")  # p1 includes P4 and the offline detector floor
 LIMITS = ("keeps_real_time", "keeps_real_time_strict")
 
 
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         default=",".join(PARTS),
         help="parts to run, comma separated: p1 (with P4 and the detector floor), realspeech, "
-        "p3, p2",
+        "p5, p3, p2",
     )
     ap.add_argument("--p1-loops", type=int, default=10, help="fixture loops per P1 session")
     ap.add_argument("--p2-loops", type=int, default=1, help="fixture loops per P2 step")
@@ -232,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         default=10,
         help="P2 step traced for what the collector traverses and where it was made (0 = none)",
     )
+    ap.add_argument("--p5-loops", type=int, default=2, help="fixture loops per P5 case")
     ap.add_argument("--out", default=str(BENCH), help="where RESULTS.md/results.json go")
     ap.add_argument(
         "--render",
@@ -301,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         _log("real speech (offline)")
         results["realspeech"] = measure_realspeech(log=_log)
 
+    if "p5" in parts:  # perceived latency on a paced server, every case in its own worker
+        results["p5"] = [run_p5_case(spec, _log) for spec in p5_cases(args.p5_loops)]
+
     if "p3" in parts:
         results["p3"] = run_worker("p3", {"kind": "p3", "switches": args.switches}, timeout=300)
         if "error" not in results["p3"]:
@@ -340,6 +345,30 @@ def main(argv: list[str] | None = None) -> int:
                 _log(f"{label} {impl} N={n}: {_p2_line(found[impl])}")
             results[label] = found
 
+    return _finish(results, args, t_start)
+
+
+def run_p5_case(spec: dict[str, Any], log: Any) -> dict[str, Any]:
+    name = f"p5-{spec['impl']}-{spec['fixture'].removesuffix('.wav')}-{spec['ttfa_s'] * 1000:.0f}"
+    r = run_worker(name, spec, timeout=120 + 20 * spec["loops"])
+    r.setdefault("impl", spec["impl"])
+    r.setdefault("fixture", spec["fixture"])
+    r.setdefault("ttfa_s", spec["ttfa_s"])
+    lat = r.get("latency") or {}
+    log(
+        f"P5 {name}: "
+        + (
+            r["error"]
+            if "error" in r
+            else f"p50 {lat['p50'] * 1000:.0f} ms, "
+            f"speculative {r['speculative_started']} started / {r['speculative_cancelled']} "
+            f"cancelled over {r['turns']} turns"
+        )
+    )
+    return r
+
+
+def _finish(results: dict[str, Any], args: Any, t_start: float) -> int:
     results["total_s"] = time.perf_counter() - t_start
     results["machine"]["loadavg_at_end"] = list(os.getloadavg())
     out = Path(args.out)

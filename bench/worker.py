@@ -9,6 +9,7 @@ Kinds (``spec["kind"]``):
   RSS of this process, event-loop lag (every loop), turns answered, input frames late, GC.
 * ``p3``: turn-detection switches on one live session: novad's ``set_turn_detection`` until
   confirmed, and upstream's ``update_options`` until its ``session.updated`` is observed.
+* ``p5``: perceived response latency with a paced server (:mod:`bench.p5`).
 
 The fake server always runs in a separate process (:mod:`bench.server_proc`).
 """
@@ -41,6 +42,7 @@ from .metrics import (
     rss_bytes,
     summary,
 )
+from .p5 import run_p5
 from .server_proc import ServerHandle, start_server
 
 __all__ = ["main"]
@@ -566,6 +568,8 @@ async def _amain(spec: dict[str, Any]) -> dict[str, Any]:
         return await run_p2(spec)
     if kind == "p3":
         return await run_p3(spec)
+    if kind == "p5":
+        return await run_p5(spec)
     raise ValueError(f"unknown kind {kind!r}")
 
 

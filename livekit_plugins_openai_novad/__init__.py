@@ -15,7 +15,8 @@ from livekit.agents import Plugin
 
 from .client_vad import prewarm
 from .log import logger
-from .realtime import RealtimeModel, RealtimeSession, TurnDetectionConfirmed, TurnTakingMode
+from .model import RealtimeModel
+from .realtime import RealtimeSession, TurnDetectionConfirmed, TurnTakingMode
 from .turn_detection import (
     ClientVad,
     SemanticVad,

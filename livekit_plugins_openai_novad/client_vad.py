@@ -47,6 +47,8 @@ class GateAction(Enum):
     SEND = "send"  # forward these bytes to the server
     SPEECH_STARTED = "speech_started"
     SPEECH_STOPPED = "speech_stopped"  # the turn is over: commit what was sent
+    PAUSED = "paused"  # preemptive_after_ms into the trailing silence (the turn may end)
+    RESUMED = "resumed"  # a speech sound after PAUSED: the turn goes on
 
 
 _F32_SCALE = np.float32(1.0 / 32768.0)
@@ -103,7 +105,13 @@ class ClientTurnDetector:
       ``_REVIVE_BYTES``, or a sound near the turn's level within ``_STRONG_MAX_BYTES``, moves
       the speech end too (a soft ending, a sibilant Silero does not take for speech);
     * the turn ends exactly ``silence_duration_ms`` after the speech end, checked every 10 ms
-      of audio; any later speech sound moves that deadline before it passes.
+      of audio; any later speech sound moves that deadline before it passes;
+    * with ``preemptive_after_ms`` shorter than the window, ``PAUSED`` marks that point of
+      the trailing silence once the window holding it is scored (everything before it has
+      been sent, nothing after it; while paused, audio is released a window at a time), and a
+      speech sound after the point gives ``RESUMED``; each pause
+      ends in one of the two or in ``SPEECH_STOPPED``. ``speech_s`` is the turn's length from
+      its onset to its speech end.
 
     Invariants: the bytes sent are the pushed bytes, unmodified and in order, each at most
     once; the decisions depend only on the audio, not on how it is split into pushes.
@@ -124,6 +132,10 @@ class ClientTurnDetector:
         self._stop_p = opts.effective_stop_threshold
         self._keep = 1.0 - opts.smoothing
         self._hold_bytes = self._prefix_bytes + self._onset_windows * WINDOW_BYTES + _LOOKBACK_BYTES
+        pre = opts.preemptive_after_ms
+        self._pause_bytes: int | None = None
+        if pre is not None and pre < opts.silence_duration_ms:
+            self._pause_bytes = pre * _SAMPLES_PER_MS * 2
         self.reset()
 
     def reset(self) -> None:
@@ -146,10 +158,20 @@ class ClientTurnDetector:
         self._voiced_end = 0  # in a turn: end of the last voiced window
         self._speech_end = 0  # in a turn: where the last speech sound ended
         self._peak_db = _MIN_NOISE_DB
+        self._onset = 0  # in a turn: where its sound began
+        self._pause_at: int | None = None  # in a turn: where PAUSED is due (nothing sent past it)
+        self._paused_at: int | None = None  # PAUSED given here, not yet settled
 
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def speech_s(self) -> float:
+        """The current turn's length from its onset to its speech end (0 when idle)."""
+        if not self._speaking:
+            return 0.0
+        return max(0, self._speech_end - self._onset) / (2 * SAMPLE_RATE)
 
     def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
@@ -167,8 +189,16 @@ class ClientTurnDetector:
             self._window(actions)
         if self._speaking:
             deadline = self._speech_end + self._silence_bytes
-            self._release(min(end, deadline), actions)
+            upto = min(end, deadline)
+            # nothing after a pause point before PAUSED, and while paused only what is scored,
+            # so PAUSED and RESUMED fall on the same bytes however the audio is pushed
+            if self._paused_at is not None:
+                upto = min(upto, self._scored)
+            elif self._pause_at is not None:
+                upto = min(upto, self._pause_at)
+            self._release(upto, actions)
             if end >= deadline:
+                self._release(deadline, actions)
                 self._end_turn(actions)
 
     def _bytes(self, start: int, stop: int) -> bytes:
@@ -231,6 +261,28 @@ class ClientTurnDetector:
             strong_end = self._last_at_or_above(levels, strong)
             if strong_end <= self._voiced_end + _STRONG_MAX_BYTES:
                 self._speech_end = max(self._speech_end, strong_end)
+        if self._pause_bytes is not None:
+            self._pause_point(actions)
+
+    def _pause_point(self, actions: list[tuple[GateAction, bytes]]) -> None:
+        if self._paused_at is not None:
+            if self._speech_end <= self._paused_at:
+                return  # every speech sound is before the point: the pause holds
+            self._paused_at = None  # speech after the point: the turn goes on
+            self._release(self._scored, actions)
+            actions.append((GateAction.RESUMED, b""))
+        assert self._pause_bytes is not None
+        # never a point already sent (nothing past the scored audio is, see _step)
+        pause_at = max(self._speech_end + self._pause_bytes, self._scored)
+        if pause_at >= self._speech_end + self._silence_bytes:
+            self._pause_at = None  # too late to pause this silence: the turn simply ends
+        elif self._scored >= pause_at:
+            self._release(pause_at, actions)
+            actions.append((GateAction.PAUSED, b""))
+            self._pause_at = None
+            self._paused_at = pause_at
+        else:
+            self._pause_at = pause_at
 
     def _learn_noise(self, level: float) -> None:
         # the estimate follows quieter windows fast and louder ones slowly, so a short sound
@@ -266,12 +318,17 @@ class ClientTurnDetector:
         self._voiced_run = self._loud_in_run = 0
         self._voiced_end = self._scored
         self._speech_end = self._scored
+        self._onset = onset
+        self._pause_at = None
+        self._paused_at = None
         self._peak_db = _MIN_NOISE_DB
         actions.append((GateAction.SPEECH_STARTED, b""))
 
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         actions.append((GateAction.SPEECH_STOPPED, b""))
         self._speaking = False
+        self._pause_at = None
+        self._paused_at = None
         self._voiced_run = self._loud_in_run = 0
         self._loud_from = self._scored
 

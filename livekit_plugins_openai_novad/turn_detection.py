@@ -13,6 +13,7 @@ fills in its own default (the live server uses ``silence_duration_ms=200``).
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -35,6 +36,9 @@ __all__ = [
 Eagerness = Literal["low", "medium", "high", "auto"]
 _EAGERNESS = ("low", "medium", "high", "auto")
 IDLE_TIMEOUT_RANGE_MS = (5000, 30000)
+# the server documents no limit for prefix padding and silence: past 10 s a value only holds
+# a turn (and its buffered audio) open without end
+MAX_WINDOW_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,14 @@ class ClientVad:
     * ``prefix_padding_ms``: audio sent before the detected onset of the sound.
     * ``silence_duration_ms``: silence after the last speech sound that ends a turn. Higher:
       fewer splits at long pauses, a later answer.
+
+    ``preemptive_after_ms``: this far into the trailing silence the turn is committed and its
+    reply requested, held until the silence window completes (cancelled if the user speaks
+    again first), so the server's time to first audio runs inside the window. It applies
+    while the AgentSession's ``turn_handling["preemptive_generation"]`` is enabled (the
+    framework's default) and is shorter than ``silence_duration_ms``; ``None`` turns it off.
+    Lower: the reply starts sooner, but more pauses inside a sentence start a speculation that
+    is then cancelled (its input tokens are paid for).
     """
 
     threshold: float = 0.5
@@ -116,11 +128,19 @@ class ClientVad:
     min_speech_ms: int = 160
     stop_threshold: float | None = None
     smoothing: float = 0.35
+    preemptive_after_ms: int | None = 150
 
     def __post_init__(self) -> None:
         _check_threshold("threshold", self.threshold)
+        # 0 would make every window speech (no turn ever ends), 1 none (no turn ever starts)
+        if not 0.0 < float(self.threshold) < 1.0:
+            raise ValueError(
+                f"threshold must be strictly between 0 and 1 for client VAD, got {self.threshold!r}"
+            )
         for name in ("prefix_padding_ms", "silence_duration_ms", "min_speech_ms"):
-            _check_ms(name, getattr(self, name))
+            _check_ms(name, getattr(self, name), maximum=MAX_WINDOW_MS)
+        if self.preemptive_after_ms is not None:
+            _check_ms("preemptive_after_ms", self.preemptive_after_ms, maximum=MAX_WINDOW_MS)
         if self.silence_duration_ms < 32:
             raise ValueError("silence_duration_ms must be at least 32 (one VAD window)")
         if self.stop_threshold is not None:
@@ -207,11 +227,13 @@ def _check_threshold(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
 
 
-def _check_ms(name: str, value: Any) -> None:
+def _check_ms(name: str, value: Any, *, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer number of milliseconds, got {value!r}")
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum} ms, got {value!r}")
 
 
 def _validate_fields(td_type: str, values: Mapping[str, Any]) -> None:
@@ -224,7 +246,7 @@ def _validate_fields(td_type: str, values: Mapping[str, Any]) -> None:
         if key == "threshold":
             _check_threshold(key, value)
         elif key in ("prefix_padding_ms", "silence_duration_ms"):
-            _check_ms(key, value)
+            _check_ms(key, value, maximum=MAX_WINDOW_MS)
         elif key == "idle_timeout_ms":
             _check_ms(key, value)
             lo, hi = IDLE_TIMEOUT_RANGE_MS
@@ -307,7 +329,9 @@ def echo_matches(requested: TurnDetection | None, echoed: Mapping[str, Any] | No
     """Does the server's echo honour the request?
 
     Asked off: the echo must be ``null``. Asked an object: same type, and every field the user
-    set must come back equal; fields left unset may take any server default.
+    set must come back equal; fields left unset may take any server default. Numbers compare
+    at float32 precision: the server may hold (and echo) a float as float32 (0.3 comes back
+    as 0.30000001192092896).
     """
     if requested is None:
         return echoed is None
@@ -318,8 +342,14 @@ def echo_matches(requested: TurnDetection | None, echoed: Mapping[str, Any] | No
     for key, want in _set_fields(requested).items():
         got = echoed.get(key)
         if isinstance(want, float) or isinstance(got, float):
-            if got is None or not math.isclose(float(got), float(want), abs_tol=1e-9):
+            if not isinstance(got, (int, float)) or isinstance(got, bool):
+                return False
+            if _float32(got) != _float32(want):
                 return False
         elif got != want:
             return False
     return True
+
+
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", float(value)))[0])

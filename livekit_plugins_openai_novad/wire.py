@@ -236,12 +236,34 @@ def input_audio_clear_event() -> dict[str, Any]:
     return {"type": "input_audio_buffer.clear", "event_id": new_event_id("clear_")}
 
 
-def response_create_event(*, event_id: str | None = None) -> dict[str, Any]:
-    return {"type": "response.create", "event_id": event_id or new_event_id("response_create_")}
+def response_create_event(
+    *, event_id: str | None = None, metadata: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``metadata`` is echoed in the server's ``response`` object (both wires)."""
+    event: dict[str, Any] = {
+        "type": "response.create",
+        "event_id": event_id or new_event_id("response_create_"),
+    }
+    if metadata is not None:
+        event["response"] = {"metadata": dict(metadata)}
+    return event
 
 
-def response_cancel_event(response_id: str | None = None) -> dict[str, Any]:
-    event: dict[str, Any] = {"type": "response.cancel", "event_id": new_event_id("cancel_")}
+def item_delete_event(item_id: str, *, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.delete",
+        "event_id": event_id or new_event_id("item_delete_"),
+        "item_id": item_id,
+    }
+
+
+def response_cancel_event(
+    response_id: str | None = None, *, event_id: str | None = None
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "response.cancel",
+        "event_id": event_id or new_event_id("cancel_"),
+    }
     if response_id:
         event["response_id"] = response_id
     return event

@@ -18,55 +18,81 @@ pytestmark = pytest.mark.timeout(90)
 SR = 24000
 
 
-async def test_plain_agent_session_answers_three_turns(server: FakeRealtimeServer) -> None:
+@pytest.mark.parametrize("preemptive", [True, False])
+async def test_plain_agent_session_answers_three_turns(
+    server: FakeRealtimeServer, preemptive: bool
+) -> None:
     wav = read_wav(FIXTURES / "three_turns.wav")
     segments = speech_segments("three_turns.wav")
-    async with agent_run(server) as run:
+    # preemptive replies are on by default (the framework's preemptive_generation); off, the
+    # session commits once per turn, at the window's end
+    session = AgentSession(turn_handling={"preemptive_generation": {"enabled": preemptive}})
+    async with agent_run(server, session=session) as run:
         assert run.rt_session.turn_taking_mode == "client_vad"
         assert run.rt_session.capabilities.turn_detection
         run.mic.play(wav)
-        await run.conn.wait_for_client_event("response.create", count=3, timeout=30)
+        await run.conn.wait_for_sent_event(
+            "response.done", count=3, predicate=_completed, timeout=30
+        )
         await run.mic.wait_drained()
-        # nothing more arrives after the clip: exactly one commit + response.create per turn
         await asyncio.wait_for(run.speaker.segment_finished.wait(), 10)
-        commits = run.events("input_audio_buffer.commit")
-        creates = run.events("response.create")
-        assert len(commits) == 3 and len(creates) == 3
         # the server had turn detection off, confirmed by its echo
         assert run.conn.turn_detection is None
         assert run.rt_session.confirmed_turn_detection is None
         assert run.rt_session.turn_detection_confirmed
-        # per turn: commit then response.create, in that order, once
+        # every turn answered once (an undone speculation leaves no item), every reply played
+        roles = [item.get("role") for item in run.conn.conversation]
+        assert roles.count("assistant") == 3
+        assert len(run.speaker.segments) == 3
         kinds = [
             e["type"]
             for e in run.conn.client_events
             if e["type"] in ("input_audio_buffer.commit", "response.create")
         ]
-        assert kinds == ["input_audio_buffer.commit", "response.create"] * 3
-        # every reply played
-        assert len(run.conn.responses) == 3
+        if preemptive:
+            # two sentences have a short gap inside (190 and 160 ms): a speculation undone
+            # at each at most
+            assert len(run.events("conversation.item.delete")) <= 2
+            assert kinds == ["input_audio_buffer.commit", "response.create"] * len(
+                run.conn.commits
+            )
+        else:
+            # per turn: commit then response.create, in that order, once
+            assert kinds == ["input_audio_buffer.commit", "response.create"] * 3
+            assert not run.events("response.cancel")
 
         # gating, checked on the bytes the server received
         padded = bytes(SR * 2) + wav + bytes(SR * 2 * 4)
         offset = SR * 2  # where the wav starts inside `padded`
         vad = novad.ClientVad()
-        assert len(run.conn.commits) == 3
-        for (first, last), committed in zip(segments, run.conn.commits, strict=True):
+        pieces = []
+        for committed in run.conn.commits:
             pos = padded.find(committed)
             assert pos >= 0, "committed audio is not a contiguous piece of what was pushed"
             start = (pos - offset) // 2
-            end = start + len(committed) // 2
+            pieces.append((start, start + len(committed) // 2))
+        # a turn undone inside the window was committed in two adjacent pieces: join them
+        turns = [pieces[0]]
+        for start, end in pieces[1:]:
+            if start == turns[-1][1]:
+                turns[-1] = (turns[-1][0], end)
+            else:
+                turns.append((start, end))
+        assert len(turns) == 3 if preemptive else len(pieces) == 3
+        for (first, last), (start, end) in zip(segments, turns, strict=True):
             assert start <= first and end > last, "a speech sample is missing from the commit"
             speech_s = (last - first + 1) / SR
-            budget = (
-                speech_s
-                + (vad.prefix_padding_ms + vad.silence_duration_ms + 100) / 1000
-            )
-            assert len(committed) / 2 / SR <= budget
+            budget = speech_s + (vad.prefix_padding_ms + vad.silence_duration_ms + 100) / 1000
+            assert (end - start) / SR <= budget
         # silence between turns was never sent
         sent = run.conn.appended_bytes
         assert sent == sum(len(c) for c in run.conn.commits)
         assert sent < len(wav)
+
+
+def _completed(event: dict[str, object]) -> bool:
+    response = event.get("response")
+    return isinstance(response, dict) and response.get("status") == "completed"
 
 
 async def test_agent_session_with_own_vad_runs_no_client_vad(server: FakeRealtimeServer) -> None:
@@ -76,7 +102,6 @@ async def test_agent_session_with_own_vad_runs_no_client_vad(server: FakeRealtim
         assert rt.turn_taking_mode == "framework"
         assert not rt.capabilities.turn_detection
         assert run.model.capabilities.can_disable_turn_detection
-        assert rt._detector is None  # no second VAD on the stream
         wav = read_wav(FIXTURES / "one_turn.wav")
         run.mic.play(wav)
         await run.conn.wait_for_client_event("response.create", timeout=30)

@@ -39,7 +39,7 @@ def test_turns_are_exact_and_end_one_silence_window_after_the_speech(
                 sent += data
             elif action is GateAction.SPEECH_STARTED:
                 turn_start = len(sent)
-            else:
+            elif action is GateAction.SPEECH_STOPPED:
                 piece = bytes(sent[turn_start:])
                 pos = pcm.find(piece)
                 assert pos >= 0, "a turn is not a contiguous piece of the input"
@@ -111,7 +111,7 @@ def _turns(pcm: bytes, step_bytes: int, opts: ClientVad) -> list[tuple[int, int]
                 sent += data
             elif action is GateAction.SPEECH_STARTED:
                 turn_start = len(sent)
-            else:
+            elif action is GateAction.SPEECH_STOPPED:
                 piece = bytes(sent[turn_start:])
                 pos = pcm.find(piece)
                 assert pos >= 0, "a turn is not a contiguous piece of the input"
@@ -151,7 +151,8 @@ async def test_real_speech_through_an_agent_session_is_one_answered_turn(
 ) -> None:
     wav = read_wav(FIXTURES / REAL)
     speech, _ = _real_truth()
-    async with agent_run(server) as run:
+    # one whole turn, one commit: without preemptive replies (which commit at the pause too)
+    async with agent_run(server, client_vad=ClientVad(preemptive_after_ms=None)) as run:
         run.mic.play(wav)
         await run.conn.wait_for_client_event("response.create", count=1, timeout=30)
         await run.mic.wait_drained()

@@ -86,7 +86,7 @@ async def agent_run(
 ) -> AsyncIterator[AgentRun]:
     """A room-less ``AgentSession`` on ``server`` with this package's model (built from
     ``model_kwargs`` unless given), closed on exit."""
-    from ..realtime import RealtimeModel
+    from ..model import RealtimeModel
 
     model = model or RealtimeModel(base_url=server.base_url, api_key="test-key", **model_kwargs)
     n_before = len(server.connections)
