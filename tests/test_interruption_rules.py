@@ -20,11 +20,13 @@ SR = 24000
 REPLY_S = 6.0
 
 
-def _speech(seconds: float) -> bytes:
-    """``seconds`` of continuous speech cut from a fixture, with silence after it."""
+def _speech(seconds: float, offset: float = 0.0) -> bytes:
+    """``seconds`` of continuous speech cut from a fixture (``offset`` seconds into its
+    speech), with silence after it."""
     wav = read_wav(FIXTURES / "one_turn.wav")
     ((first, _),) = speech_segments("one_turn.wav")
-    return wav[first * 2 : (first + int(seconds * SR)) * 2] + bytes(SR * 2)
+    start = first + int(offset * SR)
+    return wav[start * 2 : (start + int(seconds * SR)) * 2] + bytes(SR * 2)
 
 
 def _reply_audio() -> bytes:
@@ -74,7 +76,8 @@ async def test_a_short_sound_pauses_the_reply_which_then_resumes() -> None:
     async with FakeRealtimeServer(reply_audio=_reply_audio(), reply_pace=1.0) as server:
         async with pausable_run(server, _session()) as run:
             await _start_reply(run)
-            run.mic.play(_speech(0.2))
+            # 0.2 s from inside a word: voiced from its first window, whatever the framing
+            run.mic.play(_speech(0.2, offset=0.3))
             await _until(run, lambda: bool(run.speaker.pauses))
             assert run.session.agent_state == "listening"
             (false_int,) = await _wait_events(run, "agent_false_interruption")
