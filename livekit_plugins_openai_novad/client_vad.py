@@ -14,6 +14,7 @@ Inference runs inline, on the runtime ``silero_runtime`` picks (~0.03 ms a windo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -52,14 +53,36 @@ class GateAction(Enum):
 
 
 _F32_SCALE = np.float32(1.0 / 32768.0)
+_HALF_F32_SCALE = np.float32(0.5 / 32768.0)
+_THIRD = WINDOW_SAMPLES // 3
+_THIRD_POWER_TO_DB = -20.0 * math.log10(32768.0) - 10.0 * math.log10(_THIRD)
+_SILENT_DB = -180.0  # an all-zero third (what 1e-9 of full scale would give)
 
 
-def _to_16k(x: np.ndarray) -> np.ndarray:
-    """24 kHz -> 16 kHz for one window (float, full scale 1): sample 1.5*n, linear between."""
-    y = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.float32)
-    y[0::2] = x[0::3]
-    y[1::2] = (x[1::3] + x[2::3]) * 0.5
-    return y
+class _WindowMath:
+    """The per-window arithmetic in buffers made once: 24 kHz int16 -> 16 kHz float, and dB.
+
+    The 24 -> 16 kHz step takes sample 1.5*n, linear between (an exact 3:2 interpolation);
+    int16 values are exact in float32, so scaling before or after the interpolation is the
+    same number.
+    """
+
+    def __init__(self) -> None:
+        self.y = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.float32)  # what Silero scores
+        self._even = self.y[0::2]
+        self._odd = self.y[1::2]
+        self._sum = np.empty(WINDOW_SAMPLES // 3, dtype=np.float32)
+        self._wide = np.empty((3, _THIRD), dtype=np.int64)
+
+    def load(self, window: np.ndarray) -> list[float]:
+        """Fill ``y`` from ``window`` (int16) and return its thirds' levels in dBFS."""
+        np.multiply(window[0::3], _F32_SCALE, out=self._even, dtype=np.float32)
+        np.add(window[1::3], window[2::3], out=self._sum, dtype=np.float32)
+        np.multiply(self._sum, _HALF_F32_SCALE, out=self._odd)
+        # exact integer power per third (256 * 32768**2 needs 64 bits)
+        np.copyto(self._wide, window.reshape(3, _THIRD))
+        power = np.einsum("ij,ij->i", self._wide, self._wide).tolist()
+        return [10.0 * math.log10(p) + _THIRD_POWER_TO_DB if p else _SILENT_DB for p in power]
 
 
 _STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
@@ -70,7 +93,7 @@ _NOISE_UP = 0.03  # ...and a louder one (~1 s)
 _ABOVE_NOISE_DB = 6.0  # a third this far over the noise is a sound (loud)...
 _BELOW_PEAK_DB = 40.0  # ...unless it is this far below the turn's loudest sound
 _ONSET_OVER_NOISE_DB = 3.0  # a window that may start a turn has a third this far over it
-_ONSET_QUIET_WINDOWS = 3  # this many quiet windows in a row end a sound
+_ONSET_QUIET_WINDOWS = 5  # this many quiet windows in a row end a sound (a short dip does not)
 _MAX_LAG_WINDOWS = 6  # Silero stays sure at most this long after a sound
 _TRUST_SILERO_BELOW = 3 * WINDOW_BYTES  # a lag this short: energy cannot see the speech end
 _ROOM_DB = (20.0, 40.0)  # energy room under the peak where it dates the end: not at all .. fully
@@ -125,6 +148,7 @@ class ClientTurnDetector:
     ) -> None:
         self._opts = opts
         self._score = scorer or _silero_scorer()
+        self._math = _WindowMath()
         self._prefix_bytes = opts.prefix_padding_ms * _SAMPLES_PER_MS * 2
         self._silence_bytes = opts.silence_duration_ms * _SAMPLES_PER_MS * 2
         self._onset_windows = max(1, -(-opts.min_speech_ms // 32))
@@ -202,7 +226,9 @@ class ClientTurnDetector:
                 self._end_turn(actions)
 
     def _bytes(self, start: int, stop: int) -> bytes:
-        return bytes(self._buf[start - self._buf_start : stop - self._buf_start])
+        # one copy (slicing the bytearray first would make two); the view ends here
+        with memoryview(self._buf) as view:
+            return bytes(view[start - self._buf_start : stop - self._buf_start])
 
     def _release(self, upto: int, actions: list[tuple[GateAction, bytes]]) -> None:
         if upto > self._sent:
@@ -211,14 +237,16 @@ class ClientTurnDetector:
 
     def _window(self, actions: list[tuple[GateAction, bytes]]) -> None:
         start = self._scored
-        window = self._bytes(start, start + WINDOW_BYTES)
         self._scored = start + WINDOW_BYTES
-        x = np.frombuffer(window, dtype=np.int16).astype(np.float32) * _F32_SCALE
-        self._prob += self._keep * (float(self._score(_to_16k(x))) - self._prob)
-        levels = _subframe_db(x)
-        loudest = float(levels.max())
+        at = start - self._buf_start
+        # a view for as long as the arithmetic takes (the buffer cannot resize under it)
+        window = np.frombuffer(self._buf, dtype=np.int16, count=WINDOW_SAMPLES, offset=at)
+        levels = self._math.load(window)
+        del window
+        self._prob += self._keep * (float(self._score(self._math.y)) - self._prob)
+        loudest = max(levels)
         if not self._speaking or self._prob < self._stop_p:
-            self._learn_noise(float(levels.mean()))
+            self._learn_noise(sum(levels) / 3.0)
         above_noise = self._noise_db + _ABOVE_NOISE_DB
 
         if not self._speaking:
@@ -292,10 +320,12 @@ class ClientTurnDetector:
         rate = _NOISE_DOWN if level < self._noise_db else _NOISE_UP
         self._noise_db = max(_MIN_NOISE_DB, self._noise_db + rate * (level - self._noise_db))
 
-    def _last_at_or_above(self, levels: np.ndarray, db: float) -> int:
+    def _last_at_or_above(self, levels: list[float], db: float) -> int:
         """End of the window's last third at or above ``db`` (0 if none)."""
-        at = np.flatnonzero(levels >= db)
-        return self._scored - WINDOW_BYTES + (int(at[-1]) + 1) * _SUBFRAME_BYTES if at.size else 0
+        for i in (2, 1, 0):
+            if levels[i] >= db:
+                return self._scored - WINDOW_BYTES + (i + 1) * _SUBFRAME_BYTES
+        return 0
 
     def _lag_bytes(self) -> int:
         """How far before a sure window's end the sound may have ended.
@@ -341,10 +371,3 @@ class ClientTurnDetector:
         if drop > 0:
             del self._buf[:drop]
             self._buf_start += drop
-
-
-def _subframe_db(x: np.ndarray) -> np.ndarray:
-    """dBFS of the window's three ~10.7 ms thirds (``x`` at full scale 1)."""
-    thirds = x.reshape(3, -1)
-    rms = np.sqrt(np.mean(thirds * thirds, axis=1))
-    return np.asarray(20.0 * np.log10(rms + 1e-9))

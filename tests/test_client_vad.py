@@ -192,3 +192,32 @@ def test_client_vad_stop_threshold_defaults_below_threshold() -> None:
     assert ClientVad().effective_stop_threshold == pytest.approx(0.35)
     assert ClientVad(threshold=0.1).effective_stop_threshold == 0.0
     assert ClientVad(threshold=0.6, stop_threshold=0.6).effective_stop_threshold == 0.6
+
+
+@pytest.mark.parametrize("lead_ms", [0, 20])
+def test_an_unvoiced_word_start_before_a_short_dip_is_sent_with_the_turn(lead_ms: int) -> None:
+    # a fricative-like hiss Silero does not take for speech, 130 ms of quiet (three or four
+    # windows, under the 160 ms that end a sound), then real speech: the turn starts on the
+    # speech, but is sent from before the hiss
+    pcm = np.frombuffer(read_wav(FIXTURES / "three_turns.wav"), np.int16)
+    first, last = speech_segments("three_turns.wav")[0]
+    speech = pcm[first : last + 1]
+    rms = float(np.sqrt(np.mean(speech.astype(np.float64) ** 2)))
+    hiss = (np.random.default_rng(3).standard_normal(SR * 4 // 10) * rms * 0.5).astype(np.int16)
+    hiss_at = SR + lead_ms * SR // 1000
+    audio = np.concatenate(
+        [np.zeros(hiss_at, np.int16), hiss, np.zeros(SR * 130 // 1000, np.int16), speech]
+    )
+    audio = np.concatenate([audio, np.zeros(SR, np.int16)]).tobytes()
+    det = ClientTurnDetector(ClientVad())
+    sent = bytearray()
+    events = []
+    for i in range(0, len(audio), SR // 100 * 2):
+        for action, data in det.push(audio[i : i + SR // 100 * 2]):
+            events.append(action)
+            if action is GateAction.SEND:
+                sent += data
+    assert events.count(GateAction.SPEECH_STARTED) == 1
+    assert events.count(GateAction.SPEECH_STOPPED) == 1
+    start = audio.find(bytes(sent)) // 2
+    assert 0 <= start <= hiss_at, (start, hiss_at)
