@@ -134,9 +134,15 @@ class PausableRun(AgentRun):
 
 @contextlib.asynccontextmanager
 async def pausable_run(
-    server: FakeRealtimeServer, session: AgentSession, **agent_kwargs: Any
+    server: FakeRealtimeServer,
+    session: AgentSession,
+    *,
+    client_vad: novad.ClientVad = novad.ClientVad(),
+    **agent_kwargs: Any,
 ) -> AsyncIterator[PausableRun]:
-    model = novad.RealtimeModel(base_url=server.base_url, api_key="test-key")
+    model = novad.RealtimeModel(
+        base_url=server.base_url, api_key="test-key", client_vad=client_vad
+    )
     mic = WavAudioInput()
     speaker = PausableSpeaker()
     session.input.audio = mic

@@ -35,7 +35,7 @@ from livekit.agents.llm._realtime import openai as upstream_impl
 
 import livekit_plugins_openai_novad as novad
 from livekit_plugins_openai_novad.client_vad import ClientTurnDetector, GateAction
-from livekit_plugins_openai_novad.testing import FakeConnection, FakeRealtimeServer
+from livekit_plugins_openai_novad.testing import INSTANT, FakeConnection, FakeRealtimeServer
 from livekit_plugins_openai_novad.testing.agent_io import read_wav
 
 KEY = "sk-test-SECRET-12345"
@@ -655,7 +655,9 @@ async def test_soak_thousand_toggles_under_live_audio(
     n_toggles, warmup = 1000, 100
 
     with _loop_exceptions() as unhandled:
-        async with FakeRealtimeServer(api_key=KEY, record_events=False) as server:
+        # instant replies: this soaks the switching; a turn ending while a paced server-VAD
+        # reply is still active is answered after it (tests/test_no_turn_lost.py)
+        async with FakeRealtimeServer(api_key=KEY, record_events=False, **INSTANT) as server:
             model = _model(server)
             session = model.session()
             mismatches: list[Any] = []

@@ -12,6 +12,7 @@ from conftest import FIXTURES, speech_segments
 from livekit.agents import AgentSession
 from pausable_speaker import PausableRun, pausable_run
 
+import livekit_plugins_openai_novad as novad
 from livekit_plugins_openai_novad.testing import FakeRealtimeServer
 from livekit_plugins_openai_novad.testing.agent_io import read_wav
 
@@ -73,8 +74,11 @@ def _kinds(run: PausableRun, kind: str) -> list[dict[str, Any]]:
 
 
 async def test_a_short_sound_pauses_the_reply_which_then_resumes() -> None:
+    # a 64 ms onset: with the default 160 ms (after Silero's rise) a 0.2 s sound is too short
+    # to start a turn at all, and the reply plays on without a pause
+    short_onset = novad.ClientVad(min_speech_ms=64)
     async with FakeRealtimeServer(reply_audio=_reply_audio(), reply_pace=1.0) as server:
-        async with pausable_run(server, _session()) as run:
+        async with pausable_run(server, _session(), client_vad=short_onset) as run:
             await _start_reply(run)
             # 0.2 s from inside a word: voiced from its first window, whatever the framing
             run.mic.play(_speech(0.2, offset=0.3))

@@ -89,8 +89,10 @@ def _scorer(voiced: Callable[[float], bool]) -> Callable[[np.ndarray], float]:
 
 
 def _turns(**vad: int) -> ClientTurns:
+    """The detector on an energy scorer, with a short onset and no smoothing, so the tone's
+    first windows start a turn (the audio before it teaches the detector the noise level)."""
     turns = ClientTurns()
-    opts = novad.ClientVad(**vad)
+    opts = novad.ClientVad(**{"min_speech_ms": 32, "smoothing": 0.0, **vad})
     turns.start(ClientTurnDetector(opts, scorer=_scorer(lambda rms: rms > 0.01)), opts)
     return turns
 
@@ -152,7 +154,7 @@ def test_one_cancel_per_response_and_reset_keeps_the_unanswered_turn() -> None:
         TurnEffect.COMMIT,
         TurnEffect.REPLY,
     ]
-    turns.push(_tone(0.3))
+    turns.push(_silence(0.3) + _tone(0.3))
     assert turns.speaking
     turns.reset()
     assert not turns.speaking and not turns.response_requested and not turns.cancel_sent
@@ -183,7 +185,7 @@ def test_a_turn_ending_during_another_response_is_answered_after_it() -> None:
     assert turns.unanswered_turn is not None and turns.response_requested
     # the same while the app's response.create is still unanswered, then refused
     turns = _turns(silence_duration_ms=200, prefix_padding_ms=0)
-    effects = turns.push(_tone(0.5) + _silence(0.5), generation_active=True)
+    effects = turns.push(_silence(0.3) + _tone(0.5) + _silence(0.5), generation_active=True)
     assert TurnEffect.REPLY not in _kinds(effects)
     assert turns.on_response_refused() == [(TurnEffect.REPLY, b"")]
 
@@ -211,7 +213,7 @@ def test_held_onset_barges_in_after_min_duration_or_is_a_false_interruption() ->
 def test_uninterruptible_reply_is_never_barged_in_and_the_turn_waits() -> None:
     turns = _turns(silence_duration_ms=200, prefix_padding_ms=0)
     turns.on_response_created()
-    turns.push(_tone(0.1))
+    turns.push(_silence(0.3) + _tone(0.1))
     turns.hold(None)
     effects = turns.push(_tone(2.0) + _silence(0.4))
     assert _kinds(effects) == [TurnEffect.HELD_STOP, TurnEffect.COMMIT]
@@ -221,10 +223,10 @@ def test_uninterruptible_reply_is_never_barged_in_and_the_turn_waits() -> None:
 def test_clear_turn_ends_the_speaking_state() -> None:
     turns = _turns()
     assert turns.clear_turn() == []
-    turns.push(_tone(0.3))
+    turns.push(_silence(0.3) + _tone(0.3))
     assert turns.speaking
     assert _kinds(turns.clear_turn()) == [TurnEffect.SPEECH_STOPPED]
     assert not turns.speaking
-    turns.push(_tone(0.3))
+    turns.push(_silence(0.3) + _tone(0.3))
     turns.hold(0.5)
     assert _kinds(turns.clear_turn()) == [TurnEffect.HELD_STOP]
