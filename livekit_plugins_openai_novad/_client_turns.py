@@ -162,7 +162,7 @@ class ClientTurns:
                 self._add_turn_audio(data)
                 effects.append((TurnEffect.SEND, data))
                 if self._held and self._barge_in_bytes is not None:
-                    if len(self._turn_audio) >= self._barge_in_bytes:
+                    if self._confirms_barge_in():
                         self._held = False
                         effects.append((TurnEffect.BARGE_IN, b""))
             elif action is GateAction.SPEECH_STARTED:
@@ -218,9 +218,9 @@ class ClientTurns:
 
     def hold(self, min_duration_s: float | None) -> Effects:
         """The onset just reported (``SPEECH_STARTED``) is over a reply the session may not
-        simply cancel: with ``min_duration_s``, it interrupts only once the turn holds that
-        much speech (the trailing silence may be all of the rest, so that is a turn of
-        prefix + min_duration + silence; a turn ending sooner is measured as it ends); with
+        simply cancel: with ``min_duration_s``, it interrupts only once the detector has heard
+        that much speech (at the latest once the turn is prefix + min_duration + silence long;
+        a turn ending sooner is measured as it ends); with
         ``None`` (the reply is not interruptible) it never does. Replaces the
         ``SPEECH_STARTED`` with ``HELD_START``."""
         self._held = self._hooked = True
@@ -229,10 +229,19 @@ class ClientTurns:
             return [(TurnEffect.HELD_START, b"")]
         self._min_speech_bytes = int(min_duration_s * _BYTES_PER_S)
         self._barge_in_bytes = self._prefix_bytes + self._min_speech_bytes + self._silence_bytes
-        if len(self._turn_audio) >= self._barge_in_bytes:
+        if self._confirms_barge_in():
             self._held = False
             return [(TurnEffect.HELD_START, b""), (TurnEffect.BARGE_IN, b"")]
         return [(TurnEffect.HELD_START, b"")]
+
+    def _confirms_barge_in(self) -> bool:
+        """The held onset has ``min_duration`` of speech: from the detector as it hears it,
+        or at the latest once the turn is as long as a turn with that much speech."""
+        assert self._barge_in_bytes is not None
+        if len(self._turn_audio) >= self._barge_in_bytes:
+            return True
+        speech_s = self._detector.speech_s if self._detector is not None else 0.0
+        return speech_s * _BYTES_PER_S >= self._min_speech_bytes
 
     def clear_turn(self) -> Effects:
         """The app threw the turn in progress away (``clear_audio``): it ends here, and a
