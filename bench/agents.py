@@ -144,7 +144,11 @@ def load_anchor_vad() -> Any:
 
 def build_agent_session(impl: Impl, vad: Any = None) -> AgentSession:
     if impl == "novad":
-        return AgentSession(aec_warmup_duration=None)
+        # P1-P4 measure the turn decision and one reply per turn: preemptive replies (which
+        # ask for the reply inside the silence window) are measured on their own, in P5
+        return AgentSession(
+            aec_warmup_duration=None, turn_handling={"preemptive_generation": {"enabled": False}}
+        )
     return AgentSession(
         vad=vad if vad is not None else load_anchor_vad(),
         turn_handling={"turn_detection": "vad"},

@@ -56,11 +56,10 @@ def cases(loops: int) -> list[dict[str, Any]]:
 
 
 def _session(variant: str) -> AgentSession:
-    if variant == "novad_no_preemptive":
-        return AgentSession(
-            aec_warmup_duration=None, turn_handling={"preemptive_generation": {"enabled": False}}
-        )
-    return build_agent_session("novad" if variant == "novad" else "upstream")
+    if variant == "novad":  # the framework's default: preemptive generation on
+        return AgentSession(aec_warmup_duration=None)
+    # P1-P4's novad session has preemptive replies off
+    return build_agent_session("novad" if variant == "novad_no_preemptive" else "upstream")
 
 
 async def run_p5(spec: dict[str, Any]) -> dict[str, Any]:

@@ -84,7 +84,9 @@ def render(res: dict[str, Any]) -> str:
     w("")
     w(
         "- **novad**: `novad.RealtimeModel()` (default `ClientVad()`: threshold 0.5, "
-        f"silence_duration_ms={window_ms:.0f}, prefix_padding_ms=300) in a plain `AgentSession()`."
+        f"silence_duration_ms={window_ms:.0f}, prefix_padding_ms=300) in an `AgentSession()` with "
+        '`turn_handling={"preemptive_generation": {"enabled": False}}` for P1-P4 (one '
+        "`response.create` per turn, at the turn's end); P5 measures preemptive replies."
     )
     w(
         "- **upstream** (anchor): `livekit.plugins.openai.realtime.RealtimeModel("
