@@ -238,11 +238,10 @@ class ClientTurnDetector:
     def _window(self, actions: list[tuple[GateAction, bytes]]) -> None:
         start = self._scored
         self._scored = start + WINDOW_BYTES
-        at = start - self._buf_start
-        # a view for as long as the arithmetic takes (the buffer cannot resize under it)
-        window = np.frombuffer(self._buf, dtype=np.int16, count=WINDOW_SAMPLES, offset=at)
+        # a copy, not a view of the buffer: numpy releases the GIL in its arithmetic, and an
+        # exported buffer must never be live when the bytearray is resized
+        window = np.frombuffer(self._bytes(start, start + WINDOW_BYTES), dtype=np.int16)
         levels = self._math.load(window)
-        del window
         self._prob += self._keep * (float(self._score(self._math.y)) - self._prob)
         loudest = max(levels)
         if not self._speaking or self._prob < self._stop_p:
