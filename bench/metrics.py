@@ -258,5 +258,7 @@ def _site(tb: Any) -> str:
         if "/lib/python3" in name and "site-packages" not in name:
             continue
         short = name.split("site-packages/")[-1].split("/livekit_plugins_openai_novad/")[-1]
+        if "/bench/" in short:  # the repo's own bench: its relative path, never the machine's
+            short = "bench/" + short.rsplit("/bench/", 1)[-1]
         return f"{short}:{frame.lineno}"
     return f"{tb[0].filename.rsplit('/', 1)[-1]}:{tb[0].lineno}"
