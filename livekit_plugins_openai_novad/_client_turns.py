@@ -33,8 +33,6 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-import numpy as np
-
 from .client_vad import ClientTurnDetector, GateAction
 from .speculation import SPECULATION_PREFIX, PreemptiveOptions, Speculation
 from .turn_detection import ClientVad
@@ -47,9 +45,6 @@ assert SPECULATION_PREFIX.startswith(TURN_RESPONSE_PREFIX)  # a preemptive reply
 _BYTES_PER_S = SAMPLE_RATE * 2
 # the server rejects commits under 100 ms (input_audio_buffer_commit_empty)
 MIN_COMMIT_BYTES = _BYTES_PER_S // 10
-_LEVEL_STEP_BYTES = _BYTES_PER_S // 100  # 10 ms
-_FLOOR_DB = -50.0  # quieter than this is silence...
-_BELOW_PEAK_DB = 35.0  # ...and so is anything this far below the turn's loudest sound
 # quiet this long at a hand-over: the turn is over (its trailing silence has begun); shorter
 # is a pause between words, and the turn goes on under the server's VAD
 TRAILING_SILENCE_BYTES = _BYTES_PER_S * 15 // 100
@@ -88,8 +83,6 @@ class ClientTurns:
         self._silence_bytes = 0
         self._turn_audio = bytearray()
         self.ended_quiet_bytes = 0  # at the last turn's end: its audio after the last speech
-        self._peak_db = _FLOOR_DB
-        self._loud_end = 0
         self._since_commit = 0  # bytes of the turn sent since its last commit
         self.speculation: Speculation[Any] = Speculation()
         self.unanswered_turn: bytes | None = None  # a committed turn whose reply is not done
@@ -266,18 +259,20 @@ class ClientTurns:
         here (committed and answered: the server's VAD would never see it end); a turn still
         spoken goes on, every byte of it already sent, for the server's VAD to end."""
         # a speculative reply is out: the turn was heard ending (committed at its pause point)
-        ending = self.speculation.pending or self._quiet_bytes() >= TRAILING_SILENCE_BYTES
+        quiet = self._quiet_bytes()
+        ending = self.speculation.pending or quiet >= TRAILING_SILENCE_BYTES
         if not self.speaking or not ending:
             return []
         assert self._detector is not None
         self._detector.reset()  # the turn ends here, whatever comes next
-        return self._end_turn(generation_active)
+        return self._end_turn(generation_active, quiet)
 
-    def _end_turn(self, generation_active: bool) -> Effects:
+    def _end_turn(self, generation_active: bool, quiet: int | None = None) -> Effects:
+        # how long ago the speech stopped (the held audio of a speculation included)
+        self.ended_quiet_bytes = self._quiet_bytes() if quiet is None else quiet
         release = self.speculation.confirm()  # the held silence after the commit is dropped
         self.speculation.end_turn()
         if release is not None:
-            self.ended_quiet_bytes = self._quiet_bytes() + release.audio_bytes
             self._clear_turn_audio()
             self._held = self._hooked = False
             effects: Effects = [(TurnEffect.SPEECH_STOPPED, b""), (TurnEffect.RELEASE, release)]
@@ -289,7 +284,6 @@ class ClientTurns:
                 return effects
             return [*effects, *self._reply()]
         turn = bytes(self._turn_audio)
-        self.ended_quiet_bytes = self._quiet_bytes()  # how long ago the speech stopped
         self._clear_turn_audio()
         held, self._held = self._held, False
         hooked, self._hooked = self._hooked, False
@@ -306,25 +300,14 @@ class ClientTurns:
     def _clear_turn_audio(self) -> None:
         self._turn_audio.clear()
         self._since_commit = 0
-        self._peak_db = _FLOOR_DB
-        self._loud_end = 0  # end of the turn's last loud 10 ms
 
     def _add_turn_audio(self, data: bytes) -> None:
-        start = len(self._turn_audio)
         self._turn_audio += data
         self._since_commit += len(data)
-        n = len(data) // _LEVEL_STEP_BYTES * _LEVEL_STEP_BYTES
-        if n == 0:
-            return
-        x = np.frombuffer(data[:n], dtype=np.int16).astype(np.float32).reshape(-1, 240)
-        db = 20.0 * np.log10(np.sqrt(np.mean(x * x, axis=1)) / 32768.0 + 1e-9)
-        self._peak_db = max(self._peak_db, float(db.max()))
-        loud = np.flatnonzero(db >= max(_FLOOR_DB, self._peak_db - _BELOW_PEAK_DB))
-        if loud.size:
-            self._loud_end = start + (int(loud[-1]) + 1) * _LEVEL_STEP_BYTES
 
     def _quiet_bytes(self) -> int:
-        return len(self._turn_audio) - self._loud_end
+        # the detector's own speech end: the one its silence window is counted from
+        return self._detector.quiet_bytes if self._detector is not None else 0
 
     @property
     def quiet_bytes(self) -> int:

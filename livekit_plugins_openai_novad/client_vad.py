@@ -53,6 +53,7 @@ class GateAction(Enum):
 
 
 _F32_SCALE = np.float32(1.0 / 32768.0)
+_HALF = np.float32(0.5)
 _HALF_F32_SCALE = np.float32(0.5 / 32768.0)
 _THIRD = WINDOW_SAMPLES // 3
 _THIRD_POWER_TO_DB = -20.0 * math.log10(32768.0) - 10.0 * math.log10(_THIRD)
@@ -60,28 +61,38 @@ _SILENT_DB = -180.0  # an all-zero third (what 1e-9 of full scale would give)
 
 
 class _WindowMath:
-    """The per-window arithmetic in buffers made once: 24 kHz int16 -> 16 kHz float, and dB.
+    """The per-window arithmetic in buffers made once: 24 kHz int16 -> 16 kHz, and dB.
 
-    The 24 -> 16 kHz step takes sample 1.5*n, linear between (an exact 3:2 interpolation);
-    int16 values are exact in float32, so scaling before or after the interpolation is the
-    same number.
+    The 24 -> 16 kHz step takes sample 1.5*n, linear between (an exact 3:2 interpolation).
+    For a scorer that takes floats (full scale 1) it fills ``y``; for one that takes int16
+    (``pcm16``, the native runtime) it fills ``y16`` with ``y`` rounded to int16 half to even,
+    the rounding that scorer would apply to ``y`` itself. int16 values and their pairwise
+    sums are exact in float32, so no step rounds anything else. Few, small numpy calls: at
+    ~31 windows a second per session they are a large share of the session's cost.
     """
 
-    def __init__(self) -> None:
-        self.y = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.float32)  # what Silero scores
-        self._even = self.y[0::2]
-        self._odd = self.y[1::2]
+    def __init__(self, *, pcm16: bool) -> None:
+        self.pcm16 = pcm16
+        self.window = np.empty(WINDOW_SAMPLES, dtype=np.int16)  # the 24 kHz window, loaded
+        self.window_bytes = self.window.data.cast("B")
+        self._thirds = self.window.reshape(3, _THIRD)
+        self.y = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.float32)  # float scorers
+        self.y16 = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.int16)  # pcm16 scorers
         self._sum = np.empty(WINDOW_SAMPLES // 3, dtype=np.float32)
-        self._wide = np.empty((3, _THIRD), dtype=np.int64)
 
-    def load(self, window: np.ndarray) -> list[float]:
-        """Fill ``y`` from ``window`` (int16) and return its thirds' levels in dBFS."""
-        np.multiply(window[0::3], _F32_SCALE, out=self._even, dtype=np.float32)
+    def load(self) -> list[float]:
+        """Fill ``y`` or ``y16`` from ``window`` and return its thirds' levels in dBFS."""
+        window = self.window
         np.add(window[1::3], window[2::3], out=self._sum, dtype=np.float32)
-        np.multiply(self._sum, _HALF_F32_SCALE, out=self._odd)
+        if self.pcm16:
+            np.copyto(self.y16[0::2], window[0::3])
+            np.multiply(self._sum, _HALF, out=self._sum)
+            np.rint(self._sum, out=self.y16[1::2], casting="unsafe")
+        else:
+            np.multiply(window[0::3], _F32_SCALE, out=self.y[0::2], dtype=np.float32)
+            np.multiply(self._sum, _HALF_F32_SCALE, out=self.y[1::2])
         # exact integer power per third (256 * 32768**2 needs 64 bits)
-        np.copyto(self._wide, window.reshape(3, _THIRD))
-        power = np.einsum("ij,ij->i", self._wide, self._wide).tolist()
+        power = np.einsum("ij,ij->i", self._thirds, self._thirds, dtype=np.int64).tolist()
         return [10.0 * math.log10(p) + _THIRD_POWER_TO_DB if p else _SILENT_DB for p in power]
 
 
@@ -148,7 +159,11 @@ class ClientTurnDetector:
     ) -> None:
         self._opts = opts
         self._score = scorer or _silero_scorer()
-        self._math = _WindowMath()
+        # a scorer with ``pcm16`` takes the 16 kHz window as int16 (no float round trip)
+        self._score_pcm16: Callable[[np.ndarray], float] | None = getattr(
+            self._score, "pcm16", None
+        )
+        self._math = _WindowMath(pcm16=self._score_pcm16 is not None)
         self._prefix_bytes = opts.prefix_padding_ms * _SAMPLES_PER_MS * 2
         self._silence_bytes = opts.silence_duration_ms * _SAMPLES_PER_MS * 2
         self._onset_windows = max(1, -(-opts.min_speech_ms // 32))
@@ -197,6 +212,12 @@ class ClientTurnDetector:
             return 0.0
         return max(0, self._speech_end - self._onset) / (2 * SAMPLE_RATE)
 
+    @property
+    def quiet_bytes(self) -> int:
+        """Audio released after the turn's speech end: its trailing silence so far (at the
+        turn's end, the whole window; 0 after :meth:`reset`)."""
+        return max(0, self._sent - self._speech_end)
+
     def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
         data = memoryview(pcm16).cast("B")
@@ -238,11 +259,17 @@ class ClientTurnDetector:
     def _window(self, actions: list[tuple[GateAction, bytes]]) -> None:
         start = self._scored
         self._scored = start + WINDOW_BYTES
-        # a copy, not a view of the buffer: numpy releases the GIL in its arithmetic, and an
-        # exported buffer must never be live when the bytearray is resized
-        window = np.frombuffer(self._bytes(start, start + WINDOW_BYTES), dtype=np.int16)
-        levels = self._math.load(window)
-        self._prob += self._keep * (float(self._score(self._math.y)) - self._prob)
+        # copied out of the buffer, not viewed: numpy releases the GIL in its arithmetic, and
+        # an exported buffer must never be live when the bytearray is resized
+        with memoryview(self._buf) as view:
+            at = start - self._buf_start
+            self._math.window_bytes[:] = view[at : at + WINDOW_BYTES]
+        levels = self._math.load()
+        if self._score_pcm16 is not None:
+            p = self._score_pcm16(self._math.y16)
+        else:
+            p = self._score(self._math.y)
+        self._prob += self._keep * (float(p) - self._prob)
         loudest = max(levels)
         if not self._speaking or self._prob < self._stop_p:
             self._learn_noise(sum(levels) / 3.0)

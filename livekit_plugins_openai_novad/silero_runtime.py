@@ -15,7 +15,8 @@ On the test fixtures the two give the same probabilities within 0.002 and the sa
 for the process; by default the native runtime is used where it imports.
 
 A scorer is ``scorer(window_16k_float32) -> float`` with ``reset()``, the shape
-:class:`~livekit_plugins_openai_novad.client_vad.ClientTurnDetector` calls.
+:class:`~livekit_plugins_openai_novad.client_vad.ClientTurnDetector` calls; one that also has
+``pcm16(window_16k_int16) -> float`` (the native one) is given int16 windows instead.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def new_scorer(runtime: str | None = None) -> Scorer:
 class NativeScorer:
     """``livekit.local_inference.VAD`` behind the float call shape.
 
-    The float window (full scale 1) is rounded to int16 in buffers owned by the scorer, so a
-    window allocates nothing but the result.
+    :meth:`pcm16` scores an int16 window as it is; a float window (full scale 1) is rounded
+    to int16 (half to even) in buffers owned by the scorer first, so a window allocates
+    nothing but the result.
     """
 
     def __init__(self) -> None:
@@ -99,6 +101,9 @@ class NativeScorer:
         np.rint(self._f32, out=self._f32)
         self._i16[:] = self._f32
         return float(self._vad.predict(self._i16))
+
+    def pcm16(self, window: np.ndarray) -> float:
+        return float(self._vad.predict(window))
 
     def reset(self) -> None:
         self._vad.reset()

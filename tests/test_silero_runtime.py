@@ -44,6 +44,34 @@ def test_native_and_onnx_runtimes_take_the_same_turns(name: str, silence_ms: int
     assert native[0] == onnx[0]
 
 
+class FloatOnly:
+    """The native scorer seen through the float call shape only (no ``pcm16``)."""
+
+    def __init__(self) -> None:
+        self._inner = silero_runtime.new_scorer("native")
+
+    def __call__(self, window: np.ndarray) -> float:
+        return self._inner(window)
+
+    def reset(self) -> None:
+        self._inner.reset()
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_int16_windows_decide_as_the_float_windows_do(name: str) -> None:
+    # the detector hands the native runtime int16 windows; they must be the float windows
+    # as that runtime rounds them, so every decision and every byte sent is the same
+    pcm = read_wav(FIXTURES / name)
+    opts = ClientVad()
+    results = []
+    for scorer in (silero_runtime.new_scorer("native"), FloatOnly()):
+        det = ClientTurnDetector(opts, scorer=scorer)
+        pushes = (det.push(pcm[i : i + STEP]) for i in range(0, len(pcm), STEP))
+        results.append([(a, bytes(d)) for actions in pushes for a, d in actions])
+    assert any(a is GateAction.SPEECH_STOPPED for a, _ in results[1])
+    assert results[0] == results[1]
+
+
 def test_scores_agree_and_reset_restores_the_first_answer() -> None:
     pcm = read_wav(FIXTURES / "one_turn.wav")
     x = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
