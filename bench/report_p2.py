@@ -7,7 +7,7 @@ from typing import Any
 
 from .hosting import MODES
 
-__all__ = ["p2_by_mode", "render_p2", "p2_targets", "limit"]
+__all__ = ["p2_by_mode", "render_p2", "p2_targets", "limit", "baseline_verdict"]
 
 NA = "n/a"
 IMPLS = ("novad", "upstream")
@@ -174,9 +174,74 @@ def render_p2(res: dict[str, Any], w: Callable[[str], None]) -> None:
             + " | | |"
         )
     w("")
+    if res.get("p2_baseline"):
+        _baseline_table(res, w)
     for mode, by_impl in by_mode.items():
         _mode_table(mode, by_impl, w)
     _gc_findings(res, by_mode, w)
+
+
+def _ratios(by_impl: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    a, b = by_impl.get("novad", []), by_impl.get("upstream", [])
+    out: dict[str, Any] = {"cpu": _cpu_ratios(a, b)}
+    for key, _ in LIMITS:
+        la, lb = limit(a, key), limit(b, key)
+        out[key] = (la[0], lb[0], _ratio_of_limits(la, lb))
+    return out
+
+
+def _number(ratio: str) -> float | None:
+    try:
+        return float(ratio.split()[-1] if ratio.startswith((">=", "<=")) else ratio.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def baseline_verdict(res: dict[str, Any]) -> dict[str, bool]:
+    """Per hosting in both runs: are this run's P2 ratios no worse than the baseline's?
+
+    Worse = a smaller real-time or strict ratio (n/a counts as 0), or a larger worst CPU per
+    session ratio."""
+    base = p2_by_mode(res.get("p2_baseline") or {})
+    verdict: dict[str, bool] = {}
+    for mode, by_impl in p2_by_mode(res).items():
+        if mode not in base:
+            continue
+        now, then = _ratios(by_impl), _ratios(base[mode])
+        ok = all(
+            (_number(now[key][2]) or 0.0) >= (_number(then[key][2]) or 0.0) for key, _ in LIMITS
+        )
+        if now["cpu"] and then["cpu"]:
+            ok = ok and max(now["cpu"]) <= max(then["cpu"])
+        verdict[mode] = ok
+    return verdict
+
+
+def _baseline_table(res: dict[str, Any], w: Callable[[str], None]) -> None:
+    base = res["p2_baseline"]
+    rev = base.get("git") or "?"
+    w(
+        f"**Before and after**: the same P2 on the code before the change (revision `{rev}`, "
+        f"`{base.get('command', 'python -m bench.baseline')}`, {base.get('started_utc', '?')}: "
+        "that revision's package with today's bench and harness; upstream measured again in "
+        "that run). Ratios novad/upstream within each run; N limits as novad / upstream."
+    )
+    w("")
+    w("| hosting | code | real time: N | ratio | strict: N | ratio | CPU / session ratio |")
+    w("|---|---|---|---|---|---|---|")
+    then_by_mode = p2_by_mode(base)
+    for mode, by_impl in p2_by_mode(res).items():
+        if mode not in then_by_mode:
+            continue
+        for label, rows in (("before", then_by_mode[mode]), ("this run", by_impl)):
+            r = _ratios(rows)
+            cells = []
+            for key, _ in LIMITS:
+                na, nb, ratio = r[key]
+                cells += [f"{na or 'none'} / {nb or 'none'}", ratio]
+            cpu = f"{min(r['cpu']):.2f}-{max(r['cpu']):.2f}" if r["cpu"] else NA
+            w(f"| {mode} | {label} | " + " | ".join(cells) + f" | {cpu} |")
+    w("")
 
 
 def _mode_table(
@@ -312,3 +377,9 @@ def p2_targets(res: dict[str, Any], w: Callable[[str], None]) -> None:
                 f"({min(cpu):.2f}-{max(cpu):.2f} at the N both kept real time)"
             )
         w(f"- P2 {mode}: " + "; ".join(parts) + ".")
+    for mode, ok in baseline_verdict(res).items():
+        rev = res["p2_baseline"].get("git") or "?"
+        w(
+            f"- P2 {mode} ratios no worse than on the code before the change (`{rev}`): "
+            f"**{'met' if ok else 'not met'}** (table under P2)."
+        )

@@ -328,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
                     return r
 
                 results["p2"][mode][impl] = p2_series(step, steps, args.refine)
+        baseline = BENCH / "baseline" / "results.json"
+        if baseline.exists():  # python -m bench.baseline REV: the code before a change
+            base = json.loads(baseline.read_text())
+            results["p2_baseline"] = {
+                k: base.get(k) for k in ("git", "command", "started_utc", "machine", "p2")
+            }
         extra = (  # (label, N, spec flags, slowdown: tracemalloc makes the step ~5x slower)
             ("profile", args.profile_n, {"profile": True}, 1),
             ("gc_sources", args.gc_sources_n, {"gc_sources": True}, 5),
