@@ -119,9 +119,8 @@ class ClientTurnDetector:
     Positions are absolute byte offsets in the stream pushed so far. Silero scores fixed
     32 ms windows; its probability is smoothed (``smoothing``) and read with hysteresis
     (``threshold`` to start, ``stop_threshold`` to keep going). Each window's three ~10.7 ms
-    thirds are also measured in dBFS against running estimates of the noise (``NoiseTracker``,
-    learnt from every window that is not speech); both thresholds rise with the score Silero
-    gives the noise alone (babble), so half-believed noise neither starts nor prolongs a turn.
+    thirds are also measured in dBFS against estimates of the noise (``NoiseTracker``, learnt
+    from every window that is not speech), whose Silero score lifts both thresholds (babble).
 
     * idle: audio is held. A turn starts after ``min_speech_ms`` of windows at or above
       ``threshold``, at least half of them standing out of the noise's mean level (so
@@ -138,7 +137,8 @@ class ClientTurnDetector:
       ``_REVIVE_BYTES``, or a sound near the turn's level within ``_STRONG_MAX_BYTES``, moves
       the speech end too (a soft ending, a sibilant Silero does not take for speech);
     * the turn ends exactly ``silence_duration_ms`` after the speech end, checked every 10 ms
-      of audio; any later speech sound moves that deadline before it passes;
+      of audio (once the window holding it is scored, if a sound is going on: Silero may take
+      it for speech); any later speech sound moves that deadline before it passes;
     * with ``preemptive_after_ms`` shorter than the window, ``PAUSED`` marks that point of
       the trailing silence once the window holding it is scored (everything before it has
       been sent, nothing after it; while paused, audio is released a window at a time), and a
@@ -195,6 +195,7 @@ class ClientTurnDetector:
         self._speaking = False
         self._voiced_end = 0  # in a turn: end of the last voiced window
         self._speech_end = 0  # in a turn: where the last speech sound ended
+        self._sounding = False  # in a turn: a sound after the speech end in the last window
         self._peak_db = MIN_NOISE_DB
         self._onset = 0  # in a turn: where its sound began
         self._pause_at: int | None = None  # in a turn: where PAUSED is due (nothing sent past it)
@@ -241,7 +242,8 @@ class ClientTurnDetector:
             elif self._pause_at is not None:
                 upto = min(upto, self._pause_at)
             self._release(upto, actions)
-            if end >= deadline:
+            # a sound still going at the deadline: Silero scores the window holding it first
+            if end >= deadline and (self._scored >= deadline or not self._sounding):
                 self._release(deadline, actions)
                 self._end_turn(actions)
 
@@ -268,8 +270,7 @@ class ClientTurnDetector:
             p = self._score_pcm16(self._math.y16)
         else:
             p = self._score(self._math.y)
-        p = float(p)
-        self._prob += self._keep * (p - self._prob)
+        self._prob += self._keep * (float(p) - self._prob)
         noise = self._noise
         start_p, stop_p = self._lifted
         loudest = max(levels)
@@ -322,6 +323,7 @@ class ClientTurnDetector:
             strong_end = self._last_at_or_above(levels, strong)
             if strong_end <= self._voiced_end + _STRONG_MAX_BYTES:
                 self._speech_end = max(self._speech_end, strong_end)
+        self._sounding = loud_end > self._speech_end
         if self._pause_bytes is not None:
             self._pause_point(actions)
 
