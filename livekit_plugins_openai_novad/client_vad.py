@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import silero_runtime
+from ._noise import MIN_NOISE_DB, NoiseTracker
 from .turn_detection import ClientVad
 from .wire import SAMPLE_RATE
 
@@ -98,9 +99,6 @@ class _WindowMath:
 
 _STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
 _SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the speech end
-_MIN_NOISE_DB = -70.0  # the noise estimate never goes below this (digital silence is -180)
-_NOISE_DOWN = 0.3  # per window: how fast the noise estimate follows a quieter window
-_NOISE_UP = 0.03  # ...and a louder one (~1 s)
 _ABOVE_NOISE_DB = 6.0  # a third this far over the noise is a sound (loud)...
 _BELOW_PEAK_DB = 40.0  # ...unless it is this far below the turn's loudest sound
 _ONSET_OVER_NOISE_DB = 3.0  # a window that may start a turn has a third this far over it
@@ -121,14 +119,14 @@ class ClientTurnDetector:
     Positions are absolute byte offsets in the stream pushed so far. Silero scores fixed
     32 ms windows; its probability is smoothed (``smoothing``) and read with hysteresis
     (``threshold`` to start, ``stop_threshold`` to keep going). Each window's three ~10.7 ms
-    thirds are also measured in dBFS against a running estimate of the noise level (learnt
-    from every window that is not speech).
+    thirds are also measured in dBFS against estimates of the noise (``NoiseTracker``, learnt
+    from every window that is not speech), whose Silero score lifts both thresholds (babble).
 
     * idle: audio is held. A turn starts after ``min_speech_ms`` of windows at or above
-      ``threshold``, at least half of them standing out of the noise (so noise Silero
-      half-believes does not start one); it is sent from ``prefix_padding_ms`` before where
-      the sound began (after the last few windows with neither energy nor Silero's vote, at
-      most ``_LOOKBACK_BYTES`` back);
+      ``threshold``, at least half of them standing out of the noise's mean level (so
+      noise Silero half-believes does not start one); it is sent from ``prefix_padding_ms``
+      before where the sound began (after the last few windows with neither energy nor
+      Silero's vote, at most ``_LOOKBACK_BYTES`` back);
     * in a turn, every byte is forwarded as soon as it is pushed (scoring decides only
       where the turn ends);
     * the speech end is the end of the last *loud* third (over the noise, within
@@ -139,7 +137,8 @@ class ClientTurnDetector:
       ``_REVIVE_BYTES``, or a sound near the turn's level within ``_STRONG_MAX_BYTES``, moves
       the speech end too (a soft ending, a sibilant Silero does not take for speech);
     * the turn ends exactly ``silence_duration_ms`` after the speech end, checked every 10 ms
-      of audio; any later speech sound moves that deadline before it passes;
+      of audio (once the window holding it is scored, if a sound is going on: Silero may take
+      it for speech); any later speech sound moves that deadline before it passes;
     * with ``preemptive_after_ms`` shorter than the window, ``PAUSED`` marks that point of
       the trailing silence once the window holding it is scored (everything before it has
       been sent, nothing after it; while paused, audio is released a window at a time), and a
@@ -187,8 +186,8 @@ class ClientTurnDetector:
         self._scored = 0  # end of the audio Silero has scored
         self._sent = 0  # end of the audio released to the server
         self._prob = 0.0  # smoothed speech probability
-        self._noise_db: float = _MIN_NOISE_DB
-        self._heard = False  # has the noise estimate seen a window yet
+        self._noise = NoiseTracker()
+        self._lifted = self._start_p, self._stop_p  # the thresholds, lifted by the noise
         self._voiced_run = 0  # idle: consecutive windows at or above threshold
         self._loud_in_run = 0  # ...and how many of them stand out of the noise
         self._loud_from = 0  # idle: where the current sound began
@@ -196,7 +195,8 @@ class ClientTurnDetector:
         self._speaking = False
         self._voiced_end = 0  # in a turn: end of the last voiced window
         self._speech_end = 0  # in a turn: where the last speech sound ended
-        self._peak_db = _MIN_NOISE_DB
+        self._sounding = False  # in a turn: a sound after the speech end in the last window
+        self._peak_db = MIN_NOISE_DB
         self._onset = 0  # in a turn: where its sound began
         self._pause_at: int | None = None  # in a turn: where PAUSED is due (nothing sent past it)
         self._paused_at: int | None = None  # PAUSED given here, not yet settled
@@ -242,7 +242,8 @@ class ClientTurnDetector:
             elif self._pause_at is not None:
                 upto = min(upto, self._pause_at)
             self._release(upto, actions)
-            if end >= deadline:
+            # a sound still going at the deadline: Silero scores the window holding it first
+            if end >= deadline and (self._scored >= deadline or not self._sounding):
                 self._release(deadline, actions)
                 self._end_turn(actions)
 
@@ -270,20 +271,27 @@ class ClientTurnDetector:
         else:
             p = self._score(self._math.y)
         self._prob += self._keep * (float(p) - self._prob)
+        noise = self._noise
+        start_p, stop_p = self._lifted
         loudest = max(levels)
-        if not self._speaking or self._prob < self._stop_p:
-            self._learn_noise(sum(levels) / 3.0)
-        above_noise = self._noise_db + _ABOVE_NOISE_DB
+        if not self._speaking or self._prob < stop_p:
+            noise.learn(sum(levels) / 3.0, p, quiet=loudest < noise.floor_db + _ABOVE_NOISE_DB)
+            # what Silero gives the noise alone does not count as a vote for speech
+            self._lifted = noise.lift(self._start_p), noise.lift(self._stop_p)
+        above_noise = noise.floor_db + _ABOVE_NOISE_DB
 
         if not self._speaking:
-            loud = loudest >= self._noise_db + _ONSET_OVER_NOISE_DB
+            # over the noise's mean, not its floor: a noise whose level swings (babble) does
+            # not stand out of itself
+            loud = loudest >= max(noise.floor_db, noise.mean_db) + _ONSET_OVER_NOISE_DB
+            heard = loudest >= noise.floor_db + _ONSET_OVER_NOISE_DB
             # the sound began after the last few windows in a row with neither energy over the
             # noise nor Silero's vote (a soft syllable between louder ones does not end it)
-            quiet = not loud and self._prob < self._stop_p
+            quiet = not heard and self._prob < stop_p
             self._quiet_run = self._quiet_run + 1 if quiet else 0
             if self._quiet_run >= _ONSET_QUIET_WINDOWS:
                 self._loud_from = self._scored
-            if self._prob >= self._start_p:
+            if self._prob >= start_p:
                 self._voiced_run += 1
                 self._loud_in_run += loud
             else:
@@ -298,9 +306,9 @@ class ClientTurnDetector:
         self._peak_db = max(self._peak_db, loudest)
         loud_end = self._last_at_or_above(levels, max(above_noise, self._peak_db - _BELOW_PEAK_DB))
         lag = self._lag_bytes()
-        if self._prob >= self._start_p or (
+        if self._prob >= start_p or (
             # in between the thresholds: speech if it is heard, or if noise hides it
-            self._prob >= self._stop_p and (loud_end or lag < _TRUST_SILERO_BELOW)
+            self._prob >= stop_p and (loud_end or lag < _TRUST_SILERO_BELOW)
         ):
             self._voiced_end = self._scored
             self._speech_end = max(self._speech_end, loud_end, self._scored - lag)
@@ -310,11 +318,12 @@ class ClientTurnDetector:
             # a sound near the turn's level, well over the noise, before the turn ends:
             # speech Silero does not recognise (a sibilant, a soft onset), not a pause
             strong = max(
-                self._noise_db + _STRONG_OVER_NOISE_DB, self._peak_db - _STRONG_BELOW_PEAK_DB
+                noise.floor_db + _STRONG_OVER_NOISE_DB, self._peak_db - _STRONG_BELOW_PEAK_DB
             )
             strong_end = self._last_at_or_above(levels, strong)
             if strong_end <= self._voiced_end + _STRONG_MAX_BYTES:
                 self._speech_end = max(self._speech_end, strong_end)
+        self._sounding = loud_end > self._speech_end
         if self._pause_bytes is not None:
             self._pause_point(actions)
 
@@ -338,14 +347,6 @@ class ClientTurnDetector:
         else:
             self._pause_at = pause_at
 
-    def _learn_noise(self, level: float) -> None:
-        # the estimate follows quieter windows fast and louder ones slowly, so a short sound
-        # barely lifts it while a noise that stays is learnt in about a second
-        if not self._heard:
-            self._noise_db, self._heard = level, True
-        rate = _NOISE_DOWN if level < self._noise_db else _NOISE_UP
-        self._noise_db = max(_MIN_NOISE_DB, self._noise_db + rate * (level - self._noise_db))
-
     def _last_at_or_above(self, levels: list[float], db: float) -> int:
         """End of the window's last third at or above ``db`` (0 if none)."""
         for i in (2, 1, 0):
@@ -360,7 +361,7 @@ class ClientTurnDetector:
         enough room under the turn's peak, the energy finds the real end inside that lag. In
         noise the end of the speech is buried, and Silero's own end is the better date.
         """
-        room = self._peak_db - self._noise_db - _ABOVE_NOISE_DB
+        room = self._peak_db - self._noise.floor_db - _ABOVE_NOISE_DB
         share = min(1.0, max(0.0, (room - _ROOM_DB[0]) / (_ROOM_DB[1] - _ROOM_DB[0])))
         return int(round(share * _MAX_LAG_WINDOWS)) * WINDOW_BYTES
 
@@ -377,7 +378,7 @@ class ClientTurnDetector:
         self._onset = onset
         self._pause_at = None
         self._paused_at = None
-        self._peak_db = _MIN_NOISE_DB
+        self._peak_db = MIN_NOISE_DB
         actions.append((GateAction.SPEECH_STARTED, b""))
 
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:

@@ -221,3 +221,19 @@ def test_an_unvoiced_word_start_before_a_short_dip_is_sent_with_the_turn(lead_ms
     assert events.count(GateAction.SPEECH_STOPPED) == 1
     start = audio.find(bytes(sent)) // 2
     assert 0 <= start <= hiss_at, (start, hiss_at)
+
+
+def test_the_noise_tracker_learns_silero_s_score_on_the_noise_not_on_sounds() -> None:
+    from livekit_plugins_openai_novad._noise import NoiseTracker
+
+    rng = np.random.default_rng(0)
+    steady, babble = NoiseTracker(), NoiseTracker()
+    for _ in range(300):  # ~10 s of windows
+        steady.learn(-50.0, float(rng.uniform(0.0, 0.05)), quiet=True)
+        # babble Silero half-believes, with loud sounds it is sure of that must not count
+        babble.learn(-30.0, float(rng.uniform(0.0, 0.6)), quiet=True)
+        babble.learn(-15.0, 1.0, quiet=False)
+    assert steady.p < 0.05 and steady.lift(0.5) < 0.53  # silence and steady noise: as set
+    assert 0.2 < babble.p < 0.4  # the median of the noise's own score
+    assert babble.lift(0.5) == pytest.approx(1.0 - 0.5 * (1.0 - babble.p))
+    assert babble.floor_db < babble.mean_db  # a swinging level: the mean stands over the floor
