@@ -102,6 +102,7 @@ _SUBFRAME_BYTES = WINDOW_BYTES // 3  # ~10.7 ms: the resolution of the speech en
 _ABOVE_NOISE_DB = 6.0  # a third this far over the noise is a sound (loud)...
 _BELOW_PEAK_DB = 40.0  # ...unless it is this far below the turn's loudest sound
 _ONSET_OVER_NOISE_DB = 3.0  # a window that may start a turn has a third this far over it
+_MEAN_ROOM_DB = 6.0  # ...over the noise's mean level, which counts up to this far over its floor
 _ONSET_QUIET_WINDOWS = 5  # this many quiet windows in a row end a sound (a short dip does not)
 _MAX_LAG_WINDOWS = 6  # Silero stays sure at most this long after a sound
 _TRUST_SILERO_BELOW = 3 * WINDOW_BYTES  # a lag this short: energy cannot see the speech end
@@ -283,7 +284,10 @@ class ClientTurnDetector:
         if not self._speaking:
             # over the noise's mean, not its floor: a noise whose level swings (babble) does
             # not stand out of itself
-            loud = loudest >= max(noise.floor_db, noise.mean_db) + _ONSET_OVER_NOISE_DB
+            # (at most _MEAN_ROOM_DB over the floor: a mean first learnt from speech, after a
+            # reset mid-turn, must not hide the rest of the turn)
+            ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
+            loud = loudest >= ref + _ONSET_OVER_NOISE_DB
             heard = loudest >= noise.floor_db + _ONSET_OVER_NOISE_DB
             # the sound began after the last few windows in a row with neither energy over the
             # noise nor Silero's vote (a soft syllable between louder ones does not end it)
