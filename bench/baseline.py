@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .report import render
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PACKAGE = "livekit_plugins_openai_novad"
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     data["git"] = rev  # the overlay is no checkout: say which code was measured
     data["command"] = f"python -m bench.baseline {args.rev} --modes {args.modes}"
     results.write_text(json.dumps(data, indent=1) + "\n")
+    (out / "RESULTS.md").write_text(render(data))  # with the command and revision above
     print(f"baseline of {rev}: {results}")
     return 0
 

@@ -167,7 +167,8 @@ class ClientTurns:
             elif action is GateAction.RESUMED:
                 effects.extend(self._resume())
             else:
-                effects.extend(self._end_turn(generation_active))
+                # the detector ends a turn exactly one silence window after its speech end
+                effects.extend(self._end_turn(generation_active, self._silence_bytes))
         return effects
 
     def _pause(
@@ -267,9 +268,9 @@ class ClientTurns:
         self._detector.reset()  # the turn ends here, whatever comes next
         return self._end_turn(generation_active, quiet)
 
-    def _end_turn(self, generation_active: bool, quiet: int | None = None) -> Effects:
-        # how long ago the speech stopped (the held audio of a speculation included)
-        self.ended_quiet_bytes = self._quiet_bytes() if quiet is None else quiet
+    def _end_turn(self, generation_active: bool, quiet: int) -> Effects:
+        # quiet: how long ago the speech stopped (the held audio of a speculation included)
+        self.ended_quiet_bytes = quiet
         release = self.speculation.confirm()  # the held silence after the commit is dropped
         self.speculation.end_turn()
         if release is not None:
@@ -311,7 +312,8 @@ class ClientTurns:
 
     @property
     def quiet_bytes(self) -> int:
-        """The turn's audio sent after its last speech (in its trailing silence, or a pause)."""
+        """The turn's scored audio after its last speech (its trailing silence, or a pause;
+        audio a speculation holds back included), as of the end of the last push."""
         return self._quiet_bytes()
 
     def _commit(self, turn: bytes, generation_active: bool) -> Effects:

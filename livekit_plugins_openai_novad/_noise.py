@@ -24,8 +24,8 @@ class NoiseTracker:
     * ``mean_db``: the mean level. Over a steady noise it is near the floor; over one whose
       level swings (babble) it is above it, and the floor alone would take the noise's own
       louder moments for sounds;
-    * ``p``: the median of Silero's score on the windows whose energy is noise-like (not
-      ``quiet``: not louder than the floor by a sound's margin). About 0 in silence and
+    * ``p``: the median of Silero's score on the windows whose energy is noise-like
+      (``quiet``: not louder than the floor by a sound's margin). About 0 in silence and
       steady noise; in babble Silero half-believes the noise (a median of ~0.2-0.3 at 10 dB
       SNR), and :meth:`lift` raises a probability threshold by that much of its headroom, so
       a threshold means the same over the noise as over silence.

@@ -14,7 +14,6 @@ Inference runs inline, on the runtime ``silero_runtime`` picks (~0.03 ms a windo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -23,13 +22,12 @@ import numpy as np
 
 from . import silero_runtime
 from ._noise import MIN_NOISE_DB, NoiseTracker
+from ._window import WINDOW_BYTES, WINDOW_SAMPLES, WindowMath
 from .turn_detection import ClientVad
 from .wire import SAMPLE_RATE
 
-__all__ = ["prewarm", "ClientTurnDetector", "GateAction"]
+__all__ = ["prewarm", "ClientTurnDetector", "GateAction", "WINDOW_SAMPLES", "WINDOW_BYTES"]
 
-WINDOW_SAMPLES = 768  # 32 ms at 24 kHz = Silero's 512-sample window at 16 kHz
-WINDOW_BYTES = WINDOW_SAMPLES * 2
 _SAMPLES_PER_MS = SAMPLE_RATE // 1000
 
 
@@ -51,50 +49,6 @@ class GateAction(Enum):
     SPEECH_STOPPED = "speech_stopped"  # the turn is over: commit what was sent
     PAUSED = "paused"  # preemptive_after_ms into the trailing silence (the turn may end)
     RESUMED = "resumed"  # a speech sound after PAUSED: the turn goes on
-
-
-_F32_SCALE = np.float32(1.0 / 32768.0)
-_HALF = np.float32(0.5)
-_HALF_F32_SCALE = np.float32(0.5 / 32768.0)
-_THIRD = WINDOW_SAMPLES // 3
-_THIRD_POWER_TO_DB = -20.0 * math.log10(32768.0) - 10.0 * math.log10(_THIRD)
-_SILENT_DB = -180.0  # an all-zero third (what 1e-9 of full scale would give)
-
-
-class _WindowMath:
-    """The per-window arithmetic in buffers made once: 24 kHz int16 -> 16 kHz, and dB.
-
-    The 24 -> 16 kHz step takes sample 1.5*n, linear between (an exact 3:2 interpolation).
-    For a scorer that takes floats (full scale 1) it fills ``y``; for one that takes int16
-    (``pcm16``, the native runtime) it fills ``y16`` with ``y`` rounded to int16 half to even,
-    the rounding that scorer would apply to ``y`` itself. int16 values and their pairwise
-    sums are exact in float32, so no step rounds anything else. Few, small numpy calls: at
-    ~31 windows a second per session they are a large share of the session's cost.
-    """
-
-    def __init__(self, *, pcm16: bool) -> None:
-        self.pcm16 = pcm16
-        self.window = np.empty(WINDOW_SAMPLES, dtype=np.int16)  # the 24 kHz window, loaded
-        self.window_bytes = self.window.data.cast("B")
-        self._thirds = self.window.reshape(3, _THIRD)
-        self.y = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.float32)  # float scorers
-        self.y16 = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.int16)  # pcm16 scorers
-        self._sum = np.empty(WINDOW_SAMPLES // 3, dtype=np.float32)
-
-    def load(self) -> list[float]:
-        """Fill ``y`` or ``y16`` from ``window`` and return its thirds' levels in dBFS."""
-        window = self.window
-        np.add(window[1::3], window[2::3], out=self._sum, dtype=np.float32)
-        if self.pcm16:
-            np.copyto(self.y16[0::2], window[0::3])
-            np.multiply(self._sum, _HALF, out=self._sum)
-            np.rint(self._sum, out=self.y16[1::2], casting="unsafe")
-        else:
-            np.multiply(window[0::3], _F32_SCALE, out=self.y[0::2], dtype=np.float32)
-            np.multiply(self._sum, _HALF_F32_SCALE, out=self.y[1::2])
-        # exact integer power per third (256 * 32768**2 needs 64 bits)
-        power = np.einsum("ij,ij->i", self._thirds, self._thirds, dtype=np.int64).tolist()
-        return [10.0 * math.log10(p) + _THIRD_POWER_TO_DB if p else _SILENT_DB for p in power]
 
 
 _STEP_BYTES = 10 * _SAMPLES_PER_MS * 2  # 10 ms: the gate's decision granularity
@@ -163,7 +117,7 @@ class ClientTurnDetector:
         self._score_pcm16: Callable[[np.ndarray], float] | None = getattr(
             self._score, "pcm16", None
         )
-        self._math = _WindowMath(pcm16=self._score_pcm16 is not None)
+        self._math = WindowMath(pcm16=self._score_pcm16 is not None)
         self._prefix_bytes = opts.prefix_padding_ms * _SAMPLES_PER_MS * 2
         self._silence_bytes = opts.silence_duration_ms * _SAMPLES_PER_MS * 2
         self._onset_windows = max(1, -(-opts.min_speech_ms // 32))
@@ -217,7 +171,8 @@ class ClientTurnDetector:
     def quiet_bytes(self) -> int:
         """Audio released after the turn's speech end: its trailing silence so far (at the
         turn's end, the whole window; 0 after :meth:`reset`)."""
-        return max(0, self._sent - self._speech_end)
+        # only scored audio: Silero may yet hear speech in the window being filled
+        return max(0, min(self._sent, self._scored) - self._speech_end)
 
     def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
@@ -380,6 +335,7 @@ class ClientTurnDetector:
         self._voiced_end = self._scored
         self._speech_end = self._scored
         self._onset = onset
+        self._sounding = False
         self._pause_at = None
         self._paused_at = None
         self._peak_db = MIN_NOISE_DB
