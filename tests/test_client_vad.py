@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from agent_harness import agent_run
 from conftest import FIXTURES, speech_segments
+from gate_trace import gate_marks, gate_turns
 
 from livekit_plugins_openai_novad import ClientVad
 from livekit_plugins_openai_novad.client_vad import ClientTurnDetector, GateAction
@@ -28,22 +29,8 @@ def test_turns_are_exact_and_end_one_silence_window_after_the_speech(
     opts = ClientVad(silence_duration_ms=silence_ms)
     det = ClientTurnDetector(opts)
     step = SR * frame_ms // 1000 * 2
-    sent = bytearray()
-    turns: list[tuple[int, int, int]] = []  # (first sample sent, samples, decided at sample)
-    turn_start = 0
-    events: list[GateAction] = []
-    for i in range(0, len(pcm), step):
-        for action, data in det.push(pcm[i : i + step]):
-            events.append(action)
-            if action is GateAction.SEND:
-                sent += data
-            elif action is GateAction.SPEECH_STARTED:
-                turn_start = len(sent)
-            elif action is GateAction.SPEECH_STOPPED:
-                piece = bytes(sent[turn_start:])
-                pos = pcm.find(piece)
-                assert pos >= 0, "a turn is not a contiguous piece of the input"
-                turns.append((pos // 2, len(piece) // 2, (i + step) // 2))
+    trace = gate_turns(det, pcm, step)
+    turns, events = trace.turns, trace.events
     assert events.count(GateAction.SPEECH_STARTED) == 3
     assert events.count(GateAction.SPEECH_STOPPED) == 3
     for (first, last), (start, n, decided) in zip(
@@ -56,7 +43,7 @@ def test_turns_are_exact_and_end_one_silence_window_after_the_speech(
         latency_ms = (decided - last) / SR * 1000
         assert silence_ms - 20 <= latency_ms <= silence_ms + frame_ms + 40, latency_ms
     # the silence between turns never went out, and nothing went out twice
-    assert len(sent) == sum(n for _, n, _ in turns) * 2
+    assert trace.sent_bytes == sum(n for _, n, _ in turns) * 2
 
 
 def test_a_click_does_not_start_a_turn_and_silence_sends_nothing() -> None:
@@ -68,16 +55,7 @@ def test_a_click_does_not_start_a_turn_and_silence_sends_nothing() -> None:
 
 
 def _gate_output(pcm: bytes, step_bytes: int) -> tuple[bytes, list[tuple[GateAction, int]]]:
-    det = ClientTurnDetector(ClientVad())
-    sent = bytearray()
-    marks: list[tuple[GateAction, int]] = []  # (event, bytes sent before it)
-    for i in range(0, len(pcm), step_bytes):
-        for action, data in det.push(pcm[i : i + step_bytes]):
-            if action is GateAction.SEND:
-                sent += data
-            else:
-                marks.append((action, len(sent)))
-    return bytes(sent), marks
+    return gate_marks(ClientTurnDetector(ClientVad()), pcm, step_bytes)
 
 
 def test_decisions_do_not_depend_on_push_size() -> None:
@@ -102,20 +80,7 @@ def _real_truth() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
 def _turns(pcm: bytes, step_bytes: int, opts: ClientVad) -> list[tuple[int, int]]:
     """Each turn as the [first, last + 1) samples of the input its gate sent."""
     det = ClientTurnDetector(opts)
-    turns: list[tuple[int, int]] = []
-    sent = bytearray()
-    turn_start = 0
-    for i in range(0, len(pcm), step_bytes):
-        for action, data in det.push(pcm[i : i + step_bytes]):
-            if action is GateAction.SEND:
-                sent += data
-            elif action is GateAction.SPEECH_STARTED:
-                turn_start = len(sent)
-            elif action is GateAction.SPEECH_STOPPED:
-                piece = bytes(sent[turn_start:])
-                pos = pcm.find(piece)
-                assert pos >= 0, "a turn is not a contiguous piece of the input"
-                turns.append((pos // 2, (pos + len(piece)) // 2))
+    turns = [(start, start + n) for start, n, _ in gate_turns(det, pcm, step_bytes).turns]
     assert not det.speaking, "the clip ends in a turn"
     return turns
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import FIXTURES
+from gate_trace import gate_marks
 
 from livekit_plugins_openai_novad import ClientVad, silero_runtime
 from livekit_plugins_openai_novad.client_vad import ClientTurnDetector, GateAction
@@ -21,15 +22,7 @@ STEP = 480  # 10 ms frames
 
 def gate(pcm: bytes, runtime: str, opts: ClientVad) -> tuple[bytes, list[tuple[GateAction, int]]]:
     det = ClientTurnDetector(opts, scorer=silero_runtime.new_scorer(runtime))
-    sent = bytearray()
-    marks: list[tuple[GateAction, int]] = []  # (event, bytes sent before it)
-    for i in range(0, len(pcm), STEP):
-        for action, data in det.push(pcm[i : i + STEP]):
-            if action is GateAction.SEND:
-                sent += data
-            else:
-                marks.append((action, len(sent)))
-    return bytes(sent), marks
+    return gate_marks(det, pcm, STEP)
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
@@ -63,12 +56,11 @@ def test_int16_windows_decide_as_the_float_windows_do(name: str) -> None:
     # as that runtime rounds them, so every decision and every byte sent is the same
     pcm = read_wav(FIXTURES / name)
     opts = ClientVad()
-    results = []
-    for scorer in (silero_runtime.new_scorer("native"), FloatOnly()):
-        det = ClientTurnDetector(opts, scorer=scorer)
-        pushes = (det.push(pcm[i : i + STEP]) for i in range(0, len(pcm), STEP))
-        results.append([(a, bytes(d)) for actions in pushes for a, d in actions])
-    assert any(a is GateAction.SPEECH_STOPPED for a, _ in results[1])
+    results = [
+        gate_marks(ClientTurnDetector(opts, scorer=scorer), pcm, STEP)
+        for scorer in (silero_runtime.new_scorer("native"), FloatOnly())
+    ]
+    assert any(a is GateAction.SPEECH_STOPPED for a, _ in results[1][1])
     assert results[0] == results[1]
 
 
