@@ -79,7 +79,7 @@ class ClientTurns:
 
     def __init__(self) -> None:
         self._detector: ClientTurnDetector | None = None
-        self._prefix_bytes = 0
+        self._lead_bytes = 0  # the turn's audio before its onset (not speech)
         self._silence_bytes = 0
         self._turn_audio = bytearray()
         self.ended_quiet_bytes = 0  # at the last turn's end: its audio after the last speech
@@ -114,7 +114,6 @@ class ClientTurns:
     def start(self, detector: ClientTurnDetector, opts: ClientVad) -> None:
         """Client VAD takes over; nothing pushed before is part of a turn."""
         self._detector = detector
-        self._prefix_bytes = opts.prefix_padding_ms * _BYTES_PER_S // 1000
         self._silence_bytes = opts.silence_duration_ms * _BYTES_PER_S // 1000
         self._clear_turn_audio()
         self._held = self._hooked = False
@@ -159,6 +158,7 @@ class ClientTurns:
                         self._held = False
                         effects.append((TurnEffect.BARGE_IN, b""))
             elif action is GateAction.SPEECH_STARTED:
+                self._lead_bytes = self._detector.lead_bytes
                 self._clear_turn_audio()
                 self._held = self._hooked = False
                 effects.append((TurnEffect.SPEECH_STARTED, b""))
@@ -213,7 +213,7 @@ class ClientTurns:
     def hold(self, min_duration_s: float | None) -> Effects:
         """The onset just reported (``SPEECH_STARTED``) is over a reply the session may not
         simply cancel: with ``min_duration_s``, it interrupts only once the detector has heard
-        that much speech (at the latest once the turn is prefix + min_duration + silence long;
+        that much speech (at the latest once the turn is lead + min_duration + silence long;
         a turn ending sooner is measured as it ends); with
         ``None`` (the reply is not interruptible) it never does. Replaces the
         ``SPEECH_STARTED`` with ``HELD_START``."""
@@ -222,7 +222,7 @@ class ClientTurns:
             self._barge_in_bytes = None
             return [(TurnEffect.HELD_START, b"")]
         self._min_speech_bytes = int(min_duration_s * _BYTES_PER_S)
-        self._barge_in_bytes = self._prefix_bytes + self._min_speech_bytes + self._silence_bytes
+        self._barge_in_bytes = self._lead_bytes + self._min_speech_bytes + self._silence_bytes
         if self._confirms_barge_in():
             self._held = False
             return [(TurnEffect.HELD_START, b""), (TurnEffect.BARGE_IN, b"")]
@@ -290,7 +290,7 @@ class ClientTurns:
         hooked, self._hooked = self._hooked, False
         stop = (TurnEffect.HELD_STOP, turn) if hooked else (TurnEffect.SPEECH_STOPPED, b"")
         if held and self._barge_in_bytes is not None:
-            speech = len(turn) - self._prefix_bytes - self._silence_bytes
+            speech = len(turn) - self._lead_bytes - self._silence_bytes
             if speech < self._min_speech_bytes:
                 return [stop, (TurnEffect.DISCARD, b"")]  # a false interruption
             return [(TurnEffect.BARGE_IN, b""), stop, *self._commit(turn, generation_active)]

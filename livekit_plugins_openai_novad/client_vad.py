@@ -6,7 +6,9 @@ Runs while the server is not detecting turns. Audio is cut into 32 ms windows of
 gate decisions are therefore sample exact: a turn sends ``prefix_padding_ms`` before the
 detected onset of the sound, every speech sample, and ``silence_duration_ms`` of trailing
 silence counted from the last speech sound (dated by energy against the noise, where the noise
-leaves room for it); the silence between turns is never sent. Bytes are forwarded unmodified
+leaves room for it); the silence between turns is not sent, except where the noise could
+bury a word's quiet edge: then a turn also takes the gap before it (up to 4 s), so a tail or a
+start nobody heard is committed, not dropped. Bytes are forwarded unmodified
 and in order, and the result does not depend on how the audio is split into pushes.
 
 Inference runs inline, on the runtime ``silero_runtime`` picks (~0.03 ms a window natively).
@@ -58,6 +60,8 @@ _BELOW_PEAK_DB = 40.0  # ...unless it is this far below the turn's loudest sound
 _ONSET_OVER_NOISE_DB = 3.0  # a window that may start a turn has a third this far over it
 _MEAN_ROOM_DB = 6.0  # ...over the noise's mean level, which counts up to this far over its floor
 _ONSET_QUIET_WINDOWS = 5  # this many quiet windows in a row end a sound (a short dip does not)
+_GROUP_QUIET_WINDOWS = 12  # ...and a group of them: a turn is sent from the group's start (a
+# pause inside a turn is shorter; a word before it that Silero did not vote for is not dropped)
 _MAX_LAG_WINDOWS = 6  # Silero stays sure at most this long after a sound
 _TRUST_SILERO_BELOW = 3 * WINDOW_BYTES  # a lag this short: energy cannot see the speech end
 _ROOM_DB = (20.0, 40.0)  # energy room under the peak where it dates the end: not at all .. fully
@@ -66,6 +70,10 @@ _STRONG_BELOW_PEAK_DB = 20.0  # ...and this close to the turn's peak keeps a tur
 _STRONG_MAX_BYTES = 32 * WINDOW_BYTES  # ...for up to ~1 s after Silero last heard speech
 _REVIVE_BYTES = 10 * WINDOW_BYTES  # a sound this soon after the last voiced window is speech
 _LOOKBACK_BYTES = 32 * WINDOW_BYTES  # how far back a loud run may date a turn's onset
+# where the noise is within this of the speech's peak, a word's quiet start or end may be
+# under it (speech counts down to _BELOW_PEAK_DB under the peak, a sound needs _ABOVE_NOISE_DB)
+_BURIED_ROOM_DB = _BELOW_PEAK_DB + _ABOVE_NOISE_DB
+_GAP_HOLD_BYTES = 125 * WINDOW_BYTES  # ...then a turn also takes the gap before it, up to 4 s
 
 
 class ClientTurnDetector:
@@ -80,8 +88,10 @@ class ClientTurnDetector:
     * idle: audio is held. A turn starts after ``min_speech_ms`` of windows at or above
       ``threshold``, at least half of them standing out of the noise's mean level (so
       noise Silero half-believes does not start one); it is sent from ``prefix_padding_ms``
-      before where the sound began (after the last few windows with neither energy nor
-      Silero's vote, at most ``_LOOKBACK_BYTES`` back);
+      before where its group of sounds began (after the last ~0.4 s with neither energy nor
+      Silero's vote, at most ``_LOOKBACK_BYTES`` back), and where the noise could bury a
+      word's quiet edge (``_buried``), from where the last turn's audio ended (at most
+      ``_GAP_HOLD_BYTES`` back); its onset, for ``speech_s``, is where its own sound began;
     * in a turn, every byte is forwarded as soon as it is pushed (scoring decides only
       where the turn ends);
     * the speech end is the end of the last *loud* third (over the noise, within
@@ -146,6 +156,7 @@ class ClientTurnDetector:
         self._voiced_run = 0  # idle: consecutive windows at or above threshold
         self._loud_in_run = 0  # ...and how many of them stand out of the noise
         self._loud_from = 0  # idle: where the current sound began
+        self._group_from = 0  # idle: ...and the group of sounds it belongs to
         self._quiet_run = 0  # idle: consecutive windows with nothing over the noise
         self._speaking = False
         self._voiced_end = 0  # in a turn: end of the last voiced window
@@ -153,6 +164,10 @@ class ClientTurnDetector:
         self._sounding = False  # in a turn: a sound after the speech end in the last window
         self._peak_db = MIN_NOISE_DB
         self._onset = 0  # in a turn: where its sound began
+        self._lead = 0  # in a turn: how much of it was sent before its onset
+        self._gap_from = 0  # where the last turn's audio ended (the gap since began)
+        self._last_peak_db = MIN_NOISE_DB  # the last turn's loudest third
+        self._gap_peak_db = MIN_NOISE_DB  # idle: the loudest third since the gap began
         self._pause_at: int | None = None  # in a turn: where PAUSED is due (nothing sent past it)
         self._paused_at: int | None = None  # PAUSED given here, not yet settled
 
@@ -166,6 +181,12 @@ class ClientTurnDetector:
         if not self._speaking:
             return 0.0
         return max(0, self._speech_end - self._onset) / (2 * SAMPLE_RATE)
+
+    @property
+    def lead_bytes(self) -> int:
+        """How much of the current turn was sent before its onset (0 when idle): the prefix
+        padding, or in noise that may bury a word's edges, the gap since the last turn."""
+        return self._lead if self._speaking else 0
 
     @property
     def quiet_bytes(self) -> int:
@@ -242,6 +263,7 @@ class ClientTurnDetector:
             # (at most _MEAN_ROOM_DB over the floor: a mean first learnt from speech, after a
             # reset mid-turn, must not hide the rest of the turn)
             ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
+            self._gap_peak_db = max(self._gap_peak_db, loudest)
             loud = loudest >= ref + _ONSET_OVER_NOISE_DB
             heard = loudest >= noise.floor_db + _ONSET_OVER_NOISE_DB
             # the sound began after the last few windows in a row with neither energy over the
@@ -250,6 +272,8 @@ class ClientTurnDetector:
             self._quiet_run = self._quiet_run + 1 if quiet else 0
             if self._quiet_run >= _ONSET_QUIET_WINDOWS:
                 self._loud_from = self._scored
+            if self._quiet_run >= _GROUP_QUIET_WINDOWS:
+                self._group_from = self._scored
             if self._prob >= start_p:
                 self._voiced_run += 1
                 self._loud_in_run += loud
@@ -324,12 +348,25 @@ class ClientTurnDetector:
         share = min(1.0, max(0.0, (room - _ROOM_DB[0]) / (_ROOM_DB[1] - _ROOM_DB[0])))
         return int(round(share * _MAX_LAG_WINDOWS)) * WINDOW_BYTES
 
+    def _buried(self) -> bool:
+        """Could the noise hide a word's quiet edge (judged by the loudest sound since the
+        last turn began)? Then the gap between turns may hold speech nobody heard."""
+        peak = max(self._last_peak_db, self._gap_peak_db)
+        return peak > MIN_NOISE_DB and peak - self._noise.floor_db < _BURIED_ROOM_DB
+
+    def _gap_start(self) -> int:
+        return max(self._gap_from, self._scored - _GAP_HOLD_BYTES)
+
     def _start_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
-        onset = max(
-            self._loud_from, self._scored - self._onset_windows * WINDOW_BYTES - _LOOKBACK_BYTES
-        )
+        back = self._scored - self._onset_windows * WINDOW_BYTES - _LOOKBACK_BYTES
+        onset = max(self._loud_from, back)
+        release = max(min(onset, self._group_from), back) - self._prefix_bytes
+        if self._buried():
+            # sent, not dropped: the last turn's buried tail and this one's buried start
+            release = min(release, self._gap_start())
         # never re-send what an earlier turn already took as its trailing silence
-        self._sent = max(self._sent, self._buf_start, onset - self._prefix_bytes)
+        self._sent = max(self._sent, self._buf_start, release)
+        self._lead = max(0, onset - self._sent)
         self._speaking = True
         self._voiced_run = self._loud_in_run = 0
         self._voiced_end = self._scored
@@ -344,16 +381,20 @@ class ClientTurnDetector:
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         actions.append((GateAction.SPEECH_STOPPED, b""))
         self._speaking = False
+        self._gap_from = self._sent
+        self._last_peak_db, self._gap_peak_db = self._peak_db, MIN_NOISE_DB
         self._pause_at = None
         self._paused_at = None
         self._voiced_run = self._loud_in_run = 0
-        self._loud_from = self._scored
+        self._loud_from = self._group_from = self._scored
 
     def _trim(self) -> None:
         # keep what the next turn may need: its prefix padding, onset windows and look-back
         keep_from = self._scored - self._hold_bytes
         if self._speaking:
             keep_from = min(keep_from, self._sent)
+        elif self._buried():
+            keep_from = min(keep_from, self._gap_start())
         drop = keep_from - self._buf_start
         if drop > 0:
             del self._buf[:drop]

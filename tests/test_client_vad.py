@@ -202,3 +202,32 @@ def test_the_noise_tracker_learns_silero_s_score_on_the_noise_not_on_sounds() ->
     assert 0.2 < babble.p < 0.4  # the median of the noise's own score
     assert babble.lift(0.5) == pytest.approx(1.0 - 0.5 * (1.0 - babble.p))
     assert babble.floor_db < babble.mean_db  # a swinging level: the mean stands over the floor
+
+
+def _noisy(clean: bytes, noise_rms: float, seed: int) -> bytes:
+    x = np.frombuffer(clean, dtype="<i2").astype(np.float64)
+    x = x + np.random.default_rng(seed).standard_normal(len(x)) * noise_rms
+    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+
+
+@pytest.mark.parametrize("noise_rms", [0.0, 300.0])  # digital silence, ~ -41 dBFS of noise
+def test_in_noise_that_may_bury_a_word_the_gap_before_a_turn_is_sent_with_it(
+    noise_rms: float,
+) -> None:
+    real = read_wav(FIXTURES / REAL)
+    speech, _ = _real_truth()
+    # the recorded turn (the clip's cough and music cut) twice, 1.5 s apart, then 1 s more
+    one = real[: 2 * (speech[-1][1] + SR // 4)]
+    quieter = (np.frombuffer(one, dtype="<i2") * 0.8).astype("<i2").tobytes()  # not a copy
+    pcm = _noisy(one + bytes(SR * 3) + quieter + bytes(SR * 2), noise_rms, seed=5)
+    trace = gate_turns(ClientTurnDetector(ClientVad()), pcm, 480)
+    assert len(trace.turns) == 2, trace.turns
+    (a, n, _), (b, m, _) = trace.turns
+    assert a <= speech[0][0] and b <= len(one) // 2 + SR * 3 // 2 + speech[0][0]
+    if noise_rms:
+        # the noise leaves a quiet word ending no room: the gap is committed, not dropped
+        assert b == a + n
+    else:
+        # in silence the gap is known to hold nothing: it is not sent
+        assert b > a + n + SR // 2
+    assert trace.sent_bytes == (n + m) * 2  # nothing twice

@@ -134,7 +134,7 @@ def test_turn_commits_what_it_sent_and_is_unanswered_until_done() -> None:
 
 def test_too_short_a_turn_is_discarded() -> None:
     turns = _turns(silence_duration_ms=32, prefix_padding_ms=0, min_speech_ms=32)
-    effects = turns.push(_silence(0.2) + _tone(0.04) + _silence(0.3))
+    effects = turns.push(_silence(0.5) + _tone(0.04) + _silence(0.3))
     assert _kinds(effects) == [
         TurnEffect.SPEECH_STARTED,
         TurnEffect.SPEECH_STOPPED,
