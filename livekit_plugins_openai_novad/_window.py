@@ -39,17 +39,21 @@ class WindowMath:
         self.y16 = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.int16)  # pcm16 scorers
         self._sum = np.empty(WINDOW_SAMPLES // 3, dtype=np.float32)
 
-    def load(self) -> list[float]:
-        """Fill ``y`` or ``y16`` from ``window`` and return its thirds' levels in dBFS."""
+    def levels(self) -> list[float]:
+        """The levels of ``window``'s thirds, in dBFS."""
+        # exact integer power per third (256 * 32768**2 needs 64 bits)
+        power = np.einsum("ij,ij->i", self._thirds, self._thirds, dtype=np.int64).tolist()
+        return [10.0 * math.log10(p) + _THIRD_POWER_TO_DB if p else _SILENT_DB for p in power]
+
+    def resample(self) -> np.ndarray:
+        """Fill ``y16`` (``pcm16``) or ``y`` from ``window``, and return it."""
         window = self.window
         np.add(window[1::3], window[2::3], out=self._sum, dtype=np.float32)
         if self.pcm16:
             np.copyto(self.y16[0::2], window[0::3])
             np.multiply(self._sum, _HALF, out=self._sum)
             np.rint(self._sum, out=self.y16[1::2], casting="unsafe")
-        else:
-            np.multiply(window[0::3], _F32_SCALE, out=self.y[0::2], dtype=np.float32)
-            np.multiply(self._sum, _HALF_F32_SCALE, out=self.y[1::2])
-        # exact integer power per third (256 * 32768**2 needs 64 bits)
-        power = np.einsum("ij,ij->i", self._thirds, self._thirds, dtype=np.int64).tolist()
-        return [10.0 * math.log10(p) + _THIRD_POWER_TO_DB if p else _SILENT_DB for p in power]
+            return self.y16
+        np.multiply(window[0::3], _F32_SCALE, out=self.y[0::2], dtype=np.float32)
+        np.multiply(self._sum, _HALF_F32_SCALE, out=self.y[1::2])
+        return self.y

@@ -242,15 +242,20 @@ class ClientTurnDetector:
         with memoryview(self._buf) as view:
             at = start - self._buf_start
             self._math.window_bytes[:] = view[at : at + WINDOW_BYTES]
-        levels = self._math.load()
-        if self._score_pcm16 is not None:
-            p = self._score_pcm16(self._math.y16)
+        levels = self._math.levels()
+        loudest = max(levels)
+        if not self._speaking and loudest < MIN_NOISE_DB:
+            # no sound at all (a muted or noise-cancelled microphone): Silero is not asked,
+            # the window counts as one it scored 0 (its state was settled by the silence that
+            # ended the last turn, which it did score)
+            p = 0.0
+        elif self._score_pcm16 is not None:
+            p = self._score_pcm16(self._math.resample())
         else:
-            p = self._score(self._math.y)
+            p = self._score(self._math.resample())
         self._prob += self._keep * (float(p) - self._prob)
         noise = self._noise
         start_p, stop_p = self._lifted
-        loudest = max(levels)
         if not self._speaking or self._prob < stop_p:
             noise.learn(sum(levels) / 3.0, p, quiet=loudest < noise.floor_db + _ABOVE_NOISE_DB)
             # what Silero gives the noise alone does not count as a vote for speech

@@ -11,8 +11,8 @@ from agent_harness import agent_run
 from conftest import FIXTURES, speech_segments
 from gate_trace import gate_marks, gate_turns
 
-from livekit_plugins_openai_novad import ClientVad
-from livekit_plugins_openai_novad.client_vad import ClientTurnDetector, GateAction
+from livekit_plugins_openai_novad import ClientVad, silero_runtime
+from livekit_plugins_openai_novad.client_vad import WINDOW_SAMPLES, ClientTurnDetector, GateAction
 from livekit_plugins_openai_novad.testing import FakeRealtimeServer
 from livekit_plugins_openai_novad.testing.agent_io import read_wav
 
@@ -231,3 +231,22 @@ def test_in_noise_that_may_bury_a_word_the_gap_before_a_turn_is_sent_with_it(
         # in silence the gap is known to hold nothing: it is not sent
         assert b > a + n + SR // 2
     assert trace.sent_bytes == (n + m) * 2  # nothing twice
+
+
+def test_silero_is_not_asked_about_windows_with_no_sound_between_turns() -> None:
+    scored: list[int] = []
+    silero = silero_runtime.new_scorer()
+
+    def counting(window: np.ndarray) -> float:
+        scored.append(len(window))
+        return silero(window)
+
+    det = ClientTurnDetector(ClientVad(), scorer=counting)
+    assert det.push(bytes(SR * 2 * 3)) == [] and scored == []  # 3 s of digital silence
+    pcm = read_wav(FIXTURES / "one_turn.wav")
+    trace = gate_turns(det, pcm + bytes(SR * 2), 480)
+    assert len(trace.turns) == 1
+    # the turn and its trailing silence were scored, the silence around it was not
+    ((first, last),) = speech_segments("one_turn.wav")
+    _, n, _ = trace.turns[0]
+    assert (last - first) // WINDOW_SAMPLES <= len(scored) <= n // WINDOW_SAMPLES + 2
