@@ -13,7 +13,7 @@ answers::
 from livekit.agents import Agent as VoiceAgent
 from livekit.agents import Plugin
 
-from .client_vad import prewarm
+from ._warm import prewarm
 from .log import logger
 from .model import RealtimeModel
 from .realtime import RealtimeSession, TurnDetectionConfirmed, TurnTakingMode

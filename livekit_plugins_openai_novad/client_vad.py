@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
 
 import numpy as np
 
@@ -28,17 +27,9 @@ from ._window import WINDOW_BYTES, WINDOW_SAMPLES, WindowMath
 from .turn_detection import ClientVad
 from .wire import SAMPLE_RATE
 
-__all__ = ["prewarm", "ClientTurnDetector", "GateAction", "WINDOW_SAMPLES", "WINDOW_BYTES"]
+__all__ = ["ClientTurnDetector", "GateAction", "WINDOW_SAMPLES", "WINDOW_BYTES"]
 
 _SAMPLES_PER_MS = SAMPLE_RATE // 1000
-
-
-def prewarm(proc: Any = None) -> None:
-    """Load Silero once for this process (an ``AgentServer``'s ``setup_fnc``, or call it there).
-
-    Sessions share the model; each keeps only its own recurrent state.
-    """
-    silero_runtime.prewarm()
 
 
 def _silero_scorer() -> Callable[[np.ndarray], float]:

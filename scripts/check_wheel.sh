@@ -34,8 +34,9 @@ wheel, sdist, root = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 names = set(zipfile.ZipFile(wheel).namelist())
 pkg = "livekit_plugins_openai_novad"
 wavs = sorted(p.name for p in (root / pkg / "resources").glob("*.wav"))
-missing = [w for w in wavs if f"{pkg}/resources/{w}" not in names]
-assert wavs and not missing, f"wheel lacks resources: {missing}"
+data = sorted(p.name for p in (root / pkg / "resources").glob("*.json"))
+missing = [w for w in wavs + data if f"{pkg}/resources/{w}" not in names]
+assert wavs and data and not missing, f"wheel lacks resources: {missing}"
 assert f"{pkg}/py.typed" in names, "wheel lacks py.typed"
 assert not any(n.startswith(("tests/", "bench/", "examples/")) for n in names), "stray files"
 meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
@@ -49,7 +50,7 @@ for dist in ("livekit-agents", "livekit-plugins-openai", "livekit-plugins-silero
 members = tarfile.open(sdist).getnames()
 for need in ("LICENSE", "README.md", "examples/minimal_worker.py", "tests/conftest.py"):
     assert any(m.endswith("/" + need) for m in members), f"sdist lacks {need}"
-print(f"  {len(wavs)} speech resources, py.typed, metadata: {meta['Requires-Python']}, "
+print(f"  {len(wavs)} speech resources, {len(data)} data files, py.typed, metadata: {meta['Requires-Python']}, "
       f"license {meta['License-Expression']}")
 PY
 
@@ -74,6 +75,7 @@ from livekit_plugins_openai_novad.testing.emulator import emulator_reply  # noqa
 assert novad.__file__.startswith(sys.argv[1]), f"imported from {novad.__file__}, not the wheel"
 wavs = [p.name for p in resources.files(novad).joinpath("resources").iterdir()]
 assert any(w.endswith(".wav") for w in wavs), wavs
+novad.prewarm()  # Silero and the sample server events, from the wheel's own data
 print(f"  imported {novad.__name__} {novad.__version__} from the installed wheel")
 PY
 

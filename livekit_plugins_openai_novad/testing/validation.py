@@ -9,36 +9,21 @@ so a test can assert on them at its end.
 from __future__ import annotations
 
 import json
-from functools import cache
-from typing import Any, get_args
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from .._warm import server_event_models
 from ._messages import JsonDict, Wire
 
 __all__ = ["ServerEventValidator", "validate_server_event"]
-
-
-@cache
-def _models(wire: Wire) -> dict[str, type[BaseModel]]:
-    """openai-python's server event models of ``wire``, by event type."""
-    if wire == "ga":
-        from openai.types.realtime import RealtimeServerEvent
-    else:
-        from openai.types.beta.realtime import RealtimeServerEvent
-    union = get_args(RealtimeServerEvent)[0]  # Annotated[Union[...], PropertyInfo]
-    out: dict[str, type[BaseModel]] = {}
-    for model in get_args(union):
-        for literal in get_args(model.model_fields["type"].annotation):
-            out[literal] = model
-    return out
 
 
 def validate_server_event(event: JsonDict | str | bytes, wire: Wire) -> str | None:
     """None if openai-python's model of ``wire`` accepts the event, else why not."""
     data = json.loads(event) if isinstance(event, (str, bytes)) else event
     etype = data.get("type")
-    model = _models(wire).get(etype) if isinstance(etype, str) else None
+    model = server_event_models(wire).get(etype) if isinstance(etype, str) else None
     if model is None:
         return f"{wire} {etype!r}: not a server event type of this wire"
     try:
