@@ -65,6 +65,9 @@ _LOOKBACK_BYTES = 32 * WINDOW_BYTES  # how far back a loud run may date a turn's
 # under it (speech counts down to _BELOW_PEAK_DB under the peak, a sound needs _ABOVE_NOISE_DB)
 _BURIED_ROOM_DB = _BELOW_PEAK_DB + _ABOVE_NOISE_DB
 _GAP_HOLD_BYTES = 125 * WINDOW_BYTES  # ...then a turn also takes the gap before it, up to 4 s
+# the held audio is trimmed in ~0.5 s pieces, at window ends (where it is trimmed decides how
+# far back a turn can reach, so it must not depend on how the audio is pushed)
+_TRIM_SLACK_BYTES = 16 * WINDOW_BYTES
 
 
 class ClientTurnDetector:
@@ -126,6 +129,7 @@ class ClientTurnDetector:
         self._stop_p = opts.effective_stop_threshold
         self._keep = 1.0 - opts.smoothing
         self._hold_bytes = self._prefix_bytes + self._onset_windows * WINDOW_BYTES + _LOOKBACK_BYTES
+        self._trim_at = self._hold_bytes + _TRIM_SLACK_BYTES  # audio held before a trim
         pre = opts.preemptive_after_ms
         self._pause_bytes: int | None = None
         if pre is not None and pre < opts.silence_duration_ms:
@@ -188,18 +192,23 @@ class ClientTurnDetector:
 
     def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
-        data = memoryview(pcm16).cast("B")
-        # in 10 ms steps, so a long push decides exactly as the same audio in 10 ms frames
-        for i in range(0, len(data), _STEP_BYTES):
-            self._step(data[i : i + _STEP_BYTES], actions)
-        self._trim()
+        size = pcm16.nbytes if isinstance(pcm16, memoryview) else len(pcm16)
+        if size == _STEP_BYTES:
+            self._step(pcm16, actions)  # one 10 ms frame, the usual push
+        else:
+            data = memoryview(pcm16).cast("B")
+            # in 10 ms steps, so a long push decides exactly as the same audio in 10 ms frames
+            for i in range(0, len(data), _STEP_BYTES):
+                self._step(data[i : i + _STEP_BYTES], actions)
         return actions
 
-    def _step(self, pcm16: memoryview, actions: list[tuple[GateAction, bytes]]) -> None:
+    def _step(self, pcm16: bytes | memoryview, actions: list[tuple[GateAction, bytes]]) -> None:
         self._buf += pcm16
         end = self._buf_start + len(self._buf)
         while self._scored + WINDOW_BYTES <= end:
             self._window(actions)
+            if self._scored - self._buf_start > self._trim_at:
+                self._trim()
         if self._speaking:
             deadline = self._speech_end + self._silence_bytes
             upto = min(end, deadline)
