@@ -70,6 +70,29 @@ class _Recorder:
         getattr(self.inner, "reset", lambda: None)()
 
 
+class _FloatRecorder:
+    def __init__(self, inner: Callable[[np.ndarray], float]) -> None:
+        self._rec = _Recorder(inner)
+        self.probs = self._rec.probs
+
+    def __call__(self, window: np.ndarray) -> float:
+        return self._rec(window)
+
+    def reset(self) -> None:
+        self._rec.reset()
+
+
+class _FloatReplay:
+    def __init__(self, probs: list[float]) -> None:
+        self._replay = _Replay(probs)
+
+    def __call__(self, window: np.ndarray) -> float:
+        return self._replay(window)
+
+    def reset(self) -> None:
+        self._replay.reset()
+
+
 def _run(pcm: bytes, scorer: Callable[[np.ndarray], float] | None) -> tuple[float, str]:
     from livekit_plugins_openai_novad import ClientVad
     from livekit_plugins_openai_novad.client_vad import ClientTurnDetector
@@ -88,12 +111,13 @@ def measure(repeat: int = 5) -> dict[str, float | str]:
     from livekit_plugins_openai_novad import silero_runtime
 
     pcm = _audio()
-    recorder = _Recorder(silero_runtime.new_scorer())
-    if not hasattr(recorder.inner, "pcm16"):  # the onnx fallback takes floats only
-        del _Recorder.pcm16, _Replay.pcm16
+    inner = silero_runtime.new_scorer()
+    # the onnx fallback takes floats only: replay it on the float path too
+    pcm16 = hasattr(inner, "pcm16")
+    recorder = _Recorder(inner) if pcm16 else _FloatRecorder(inner)
     _, digest = _run(pcm, recorder)
     full = min(_run(pcm, silero_runtime.new_scorer())[0] for _ in range(repeat))
-    replay = _Replay(recorder.probs)
+    replay = _Replay(recorder.probs) if pcm16 else _FloatReplay(recorder.probs)
     own = []
     for _ in range(repeat):
         replay.reset()

@@ -248,8 +248,9 @@ def _p1(res: dict[str, Any], w: Any) -> None:
         w("")
         w(
             f"The fixture holds {speech:.1f} s of speech per minute. novad sends each turn's "
-            "prefix padding + speech + trailing silence window and nothing in between; upstream "
-            "appends everything and each commit carries the silence before the turn."
+            "prefix padding + speech + trailing silence window and nothing in between (the gaps "
+            "are digital silence); upstream appends everything and each commit carries the "
+            "silence before the turn."
         )
     w("")
 

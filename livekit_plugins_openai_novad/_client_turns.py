@@ -129,6 +129,11 @@ class ClientTurns:
         return self._detector is not None and self._detector.speaking
 
     @property
+    def lead_bytes(self) -> int:
+        """How much of the last turn to start was sent before its onset (not speech)."""
+        return self._lead_bytes
+
+    @property
     def turn_bytes(self) -> int:
         """How much of the turn in progress has been sent."""
         return len(self._turn_audio)

@@ -271,7 +271,8 @@ class TurnTakingSession(UpstreamRealtimeSession):
         if held:
             opts = self._client_vad_opts or ClientVad()
             silence_s = opts.silence_duration_ms / 1000
-            padding_s = (opts.prefix_padding_ms + opts.silence_duration_ms) / 1000
+            # what was sent before the onset (the prefix, or a gap in noise) is not speech
+            padding_s = silence_s + self._turns.lead_bytes / _BYTES_PER_S
             self._floor.user_stopped(
                 speech_s=max(0.0, turn_bytes / _BYTES_PER_S - padding_s), silence_s=silence_s
             )

@@ -179,9 +179,10 @@ class ClientTurnDetector:
 
     @property
     def lead_bytes(self) -> int:
-        """How much of the current turn was sent before its onset (0 when idle): the prefix
-        padding, or in noise that may bury a word's edges, the gap since the last turn."""
-        return self._lead if self._speaking else 0
+        """How much of the last turn to start was sent before its onset: the prefix padding,
+        before it the rest of its group of sounds, and in noise that may bury a word's edges,
+        the gap since the turn before (kept after the turn ends: a push may hold both)."""
+        return self._lead
 
     @property
     def quiet_bytes(self) -> int:
@@ -192,7 +193,7 @@ class ClientTurnDetector:
 
     def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
-        size = pcm16.nbytes if isinstance(pcm16, memoryview) else len(pcm16)
+        size = len(pcm16) if isinstance(pcm16, bytes) else memoryview(pcm16).nbytes
         if size == _STEP_BYTES:
             self._step(pcm16, actions)  # one 10 ms frame, the usual push
         else:
@@ -394,7 +395,8 @@ class ClientTurnDetector:
         self._loud_from = self._group_from = self._scored
 
     def _trim(self) -> None:
-        # keep what the next turn may need: its prefix padding, onset windows and look-back
+        # keep what the next turn may need: its prefix padding, onset windows and look-back,
+        # and where the noise may bury a word's edge, the gap since the last turn
         keep_from = self._scored - self._hold_bytes
         if self._speaking:
             keep_from = min(keep_from, self._sent)

@@ -108,7 +108,9 @@ class ClientVad:
     * ``min_speech_ms``: speech needed before a turn starts (rounded up to 32 ms windows).
       Higher: short bursts (a cough, a beep, a few notes) are rejected, and a real barge-in
       interrupts the agent that much later. The audio before the onset is not lost: the turn
-      is sent from ``prefix_padding_ms`` before where the sound began.
+      is sent from ``prefix_padding_ms`` before where its sounds began (and where the noise
+      is within ~46 dB of the speech's peak, as in most rooms, from where the last turn's
+      audio ended, up to 4 s back: a word's quiet start or end under the noise is committed).
     * ``prefix_padding_ms``: audio sent before the detected onset of the sound.
     * ``silence_duration_ms``: silence after the last speech sound that ends a turn. Higher:
       fewer splits at long pauses, a later answer.

@@ -84,7 +84,7 @@ async def test_plain_agent_session_answers_three_turns(
             speech_s = (last - first + 1) / SR
             budget = speech_s + (vad.prefix_padding_ms + vad.silence_duration_ms + 100) / 1000
             assert (end - start) / SR <= budget
-        # silence between turns was never sent
+        # the silence between turns (digital silence in this fixture) was never sent
         sent = run.conn.appended_bytes
         assert sent == sum(len(c) for c in run.conn.commits)
         assert sent < len(wav)

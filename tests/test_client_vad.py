@@ -42,7 +42,7 @@ def test_turns_are_exact_and_end_one_silence_window_after_the_speech(
         # ended one silence window after the last voiced sample, within a frame and a bit
         latency_ms = (decided - last) / SR * 1000
         assert silence_ms - 20 <= latency_ms <= silence_ms + frame_ms + 40, latency_ms
-    # the silence between turns never went out, and nothing went out twice
+    # the (digital) silence between turns never went out, and nothing went out twice
     assert trace.sent_bytes == sum(n for _, n, _ in turns) * 2
 
 

@@ -93,9 +93,11 @@ def _tracebacks(log: str) -> str:
     if not tracebacks:
         return ""
     frames = re.findall(r'File "([^"]+)", line \d+', log)
-    errors = re.findall(r"^(\w+): (.*)$", log, re.M)
+    # an exception line: a (dotted) name ending in Error/Exception/Exit/Interrupt, message or not
+    errors = re.findall(r"^([\w.]+(?:Error|Exception|Exit|Interrupt))\b:? ?(.*)$", log, re.M)
     race = (
         tracebacks == log.count("Exception ignored from cffi callback")
+        and tracebacks == log.count("RuntimeError: Event loop is closed")
         and all(f.endswith(_TEARDOWN_FILES) for f in frames)
         and all(e == ("RuntimeError", "Event loop is closed") for e in errors)
     )
