@@ -194,16 +194,25 @@ class ClientTurnDetector:
     def push(self, pcm16: bytes | memoryview) -> list[tuple[GateAction, bytes]]:
         actions: list[tuple[GateAction, bytes]] = []
         size = len(pcm16) if isinstance(pcm16, bytes) else memoryview(pcm16).nbytes
-        if size == _STEP_BYTES:
-            self._step(pcm16, actions)  # one 10 ms frame, the usual push
-        else:
-            data = memoryview(pcm16).cast("B")
-            # in 10 ms steps, so a long push decides exactly as the same audio in 10 ms frames
-            for i in range(0, len(data), _STEP_BYTES):
-                self._step(data[i : i + _STEP_BYTES], actions)
+        # the turn's end is checked at every 10 ms of the stream (absolute positions), so the
+        # decisions are the same however the audio is split into pushes
+        offset = (self._buf_start + len(self._buf)) % _STEP_BYTES
+        if size == _STEP_BYTES and not offset:
+            self._step(pcm16, actions, True)  # one 10 ms frame, the usual push
+            return actions
+        data = memoryview(pcm16).cast("B")
+        i = 0
+        while i < size:
+            n = min(_STEP_BYTES - offset, size - i)
+            self._step(data[i : i + n], actions, offset + n == _STEP_BYTES)
+            i += n
+            offset = 0
         return actions
 
-    def _step(self, pcm16: bytes | memoryview, actions: list[tuple[GateAction, bytes]]) -> None:
+    def _step(
+        self, pcm16: bytes | memoryview, actions: list[tuple[GateAction, bytes]], check: bool
+    ) -> None:
+        """Take in audio up to (``check``: exactly to) the next 10 ms position of the stream."""
         self._buf += pcm16
         end = self._buf_start + len(self._buf)
         while self._scored + WINDOW_BYTES <= end:
@@ -221,7 +230,7 @@ class ClientTurnDetector:
                 upto = min(upto, self._pause_at)
             self._release(upto, actions)
             # a sound still going at the deadline: Silero scores the window holding it first
-            if end >= deadline and (self._scored >= deadline or not self._sounding):
+            if check and end >= deadline and (self._scored >= deadline or not self._sounding):
                 self._release(deadline, actions)
                 self._end_turn(actions)
 

@@ -250,3 +250,28 @@ def test_silero_is_not_asked_about_windows_with_no_sound_between_turns() -> None
     ((first, last),) = speech_segments("one_turn.wav")
     _, n, _ = trace.turns[0]
     assert (last - first) // WINDOW_SAMPLES <= len(scored) <= n // WINDOW_SAMPLES + 2
+
+
+def _energy_score(window: np.ndarray) -> float:
+    """A stand-in for Silero: a tone is speech, silence and faint noise are not."""
+    return 1.0 if float(np.abs(window).mean()) > 0.01 else 0.0
+
+
+def test_decisions_do_not_depend_on_push_size_near_the_deadline() -> None:
+    # tones with gaps around the silence window, where a turn either ends or goes on
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        parts = []
+        for _ in range(6):
+            t = np.arange(int(SR * rng.uniform(0.1, 0.5))) / SR
+            parts.append(np.sin(2 * np.pi * 300 * t) * 6000)
+            parts.append(np.zeros(int(SR * rng.uniform(0.35, 0.75))))
+        pcm = np.concatenate(parts).astype("<i2").tobytes()
+
+        def out(step: int, pcm: bytes = pcm) -> tuple[bytes, list[tuple[GateAction, int]]]:
+            det = ClientTurnDetector(ClientVad(silence_duration_ms=500), scorer=_energy_score)
+            return gate_marks(det, pcm, step)
+
+        reference = out(480)
+        for step in (2 * 7 * 24, 2 * 13 * 24, 4800 + 2, len(pcm)):
+            assert out(step) == reference, step
