@@ -160,7 +160,6 @@ class ClientTurnDetector:
         self._peak_db = MIN_NOISE_DB
         self._onset = 0  # in a turn: where its sound began
         self._lead = 0  # in a turn: how much of it was sent before its onset
-        self._gap_from = 0  # where the last turn's audio ended (the gap since began)
         self._last_peak_db = MIN_NOISE_DB  # the last turn's loudest third
         self._gap_peak_db = MIN_NOISE_DB  # idle: the loudest third since the gap began
         self._pause_at: int | None = None  # in a turn: where PAUSED is due (nothing sent past it)
@@ -370,7 +369,8 @@ class ClientTurnDetector:
         return peak > MIN_NOISE_DB and peak - self._noise.floor_db < _BURIED_ROOM_DB
 
     def _gap_start(self) -> int:
-        return max(self._gap_from, self._scored - _GAP_HOLD_BYTES)
+        # idle, nothing is sent: where the sent audio ends, the last turn's audio ended
+        return max(self._sent, self._scored - _GAP_HOLD_BYTES)
 
     def _start_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         back = self._scored - self._onset_windows * WINDOW_BYTES - _LOOKBACK_BYTES
@@ -396,7 +396,6 @@ class ClientTurnDetector:
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:
         actions.append((GateAction.SPEECH_STOPPED, b""))
         self._speaking = False
-        self._gap_from = self._sent
         self._last_peak_db, self._gap_peak_db = self._peak_db, MIN_NOISE_DB
         self._pause_at = None
         self._paused_at = None
