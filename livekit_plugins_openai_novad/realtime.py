@@ -14,6 +14,7 @@ What changes against upstream:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -46,6 +47,16 @@ if TYPE_CHECKING:
     from .model import RealtimeModel
 
 __all__ = ["RealtimeSession", "TurnDetectionConfirmed", "TurnTakingMode"]
+
+# the session events this class reads itself, and its handler of each. They are dispatched by
+# ``emit`` directly instead of through ``on()``: rtc.EventEmitter inspects a listener's
+# signature on every call, and the two openai_* events fire for every message on the socket.
+_OWN_LISTENERS: dict[str, str] = {
+    "openai_client_event_queued": "_on_client_event_sent",
+    "openai_server_event_received": "_on_server_event",
+    "session_reconnected": "_on_reconnected",
+    "input_audio_transcription_completed": "_on_user_transcript",
+}
 
 TurnTakingMode = Literal["server", "client_vad", "push_to_talk", "framework"]
 """Who decides when the user's turn ends, for one session:
@@ -85,13 +96,12 @@ class RealtimeSession(TurnTakingSession):
         )
         self._init_turn_taking(realtime_model.client_vad)
         self._first_update_built = False  # the next full update is for a reconnect once True
+        self._own_listeners: dict[str, Callable[..., None]] = {
+            event: getattr(self, handler) for event, handler in _OWN_LISTENERS.items()
+        }
 
         super().__init__(realtime_model, turn_detection_disabled=turn_detection_disabled)
         self._realtime_model: RealtimeModel = realtime_model
-        self.on("openai_client_event_queued", self._on_client_event_sent)
-        self.on("openai_server_event_received", self._on_server_event)
-        self.on("session_reconnected", self._on_reconnected)
-        self.on("input_audio_transcription_completed", self._on_user_transcript)
         self._sync_turn_taking(cleared=True)  # nothing pushed yet
 
     # -- public API -------------------------------------------------------------------------
@@ -278,6 +288,17 @@ class RealtimeSession(TurnTakingSession):
         sent.rollback = [(self, "_instructions", self._instructions, instructions)]
         self.send_event(payload)
         self._instructions = instructions
+
+    def emit(self, event: Any, *args: Any) -> None:
+        """Our own handler first (as a listener registered in ``__init__`` was), then the
+        listeners registered with ``on()``."""
+        handler = self._own_listeners.get(event)
+        if handler is not None:
+            try:
+                handler(*args)
+            except Exception:  # as rtc.EventEmitter does for a listener
+                logger.exception("failed to handle session event %s", event)
+        super().emit(event, *args)
 
     # -- matching the server's answers ------------------------------------------------------
 
