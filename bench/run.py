@@ -24,6 +24,7 @@ from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
 from .floor import detector_floor
 from .headline import update_readme
 from .hosting import MODES
+from .metrics import PROBE_INTERVAL_S
 from .p5 import cases as p5_cases
 from .realspeech import measure as measure_realspeech
 from .report import render
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "p1_loops": args.p1_loops,
             "p2_loops": args.p2_loops,
             "p2_steps": steps,
+            "lag_probe_ms": PROBE_INTERVAL_S * 1000,
             "p2_refine": args.refine,
             "p2_modes": modes,
             "p3_switches": args.switches,
