@@ -19,7 +19,7 @@ _SILENT_DB = -180.0  # an all-zero third (what 1e-9 of full scale would give)
 class WindowMath:
     """The per-window arithmetic in buffers made once: 24 kHz int16 -> 16 kHz, and dB.
 
-    :meth:`levels` first copies ``window`` to float64 (``x``); :meth:`resample`, called after
+    :meth:`levels` first copies ``window`` to float64; :meth:`resample`, called after
     it for the same window, reads that copy. The 24 -> 16 kHz step takes sample 1.5*n,
     linear between (an exact 3:2 interpolation): each group of three samples ``(a, b, c)``
     gives ``(a, (b + c) / 2)``, one small matmul. For a scorer that takes floats (full scale
