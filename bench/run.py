@@ -26,6 +26,7 @@ from .headline import update_readme
 from .hosting import MODES
 from .metrics import PROBE_INTERVAL_S
 from .p5 import cases as p5_cases
+from .realspeech import RESULTS_JSON as REALSPEECH_JSON
 from .realspeech import measure as measure_realspeech
 from .report import render
 
@@ -304,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     if "realspeech" in parts:  # offline, in audio time
         _log("real speech (offline)")
         results["realspeech"] = measure_realspeech(log=_log)
+        # the sub-command's file too, so the two never disagree
+        out_dir = Path(args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / REALSPEECH_JSON.name).write_text(
+            json.dumps(results["realspeech"], indent=1) + "\n"
+        )
 
     if "p5" in parts:  # perceived latency on a paced server, every case in its own worker
         results["p5"] = [run_p5_case(spec, _log) for spec in p5_cases(args.p5_loops)]
