@@ -7,13 +7,15 @@ import math
 
 import numpy as np
 
-__all__ = ["WINDOW_SAMPLES", "WINDOW_BYTES", "WindowMath"]
+__all__ = ["WINDOW_SAMPLES", "WINDOW_BYTES", "DIGITAL_SILENCE", "SILENT_LEVELS", "WindowMath"]
 
 WINDOW_SAMPLES = 768  # 32 ms at 24 kHz = Silero's 512-sample window at 16 kHz
 WINDOW_BYTES = WINDOW_SAMPLES * 2
 _THIRD = WINDOW_SAMPLES // 3
 _THIRD_POWER_TO_DB = -20.0 * math.log10(32768.0) - 10.0 * math.log10(_THIRD)
 _SILENT_DB = -180.0  # an all-zero third (what 1e-9 of full scale would give)
+DIGITAL_SILENCE = bytes(WINDOW_BYTES)  # a window of it (a muted mic) needs no arithmetic...
+SILENT_LEVELS = [_SILENT_DB] * 3  # ...its levels (read only), and :meth:`WindowMath.silence`
 
 
 class WindowMath:
@@ -60,3 +62,9 @@ class WindowMath:
             return self.y16
         np.copyto(self.y, y64, casting="same_kind")
         return self.y
+
+    def silence(self) -> np.ndarray:
+        """What :meth:`resample` gives for a window of digital silence: zeros."""
+        out = self.y16 if self.pcm16 else self.y
+        out.fill(0)
+        return out

@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from livekit_plugins_openai_novad._window import WINDOW_SAMPLES, WindowMath
+from livekit_plugins_openai_novad._window import (
+    DIGITAL_SILENCE,
+    SILENT_LEVELS,
+    WINDOW_SAMPLES,
+    WindowMath,
+)
 
 
 def _reference(window: np.ndarray) -> tuple[list[float], np.ndarray, np.ndarray]:
@@ -50,3 +55,20 @@ def test_levels_and_resampling_are_exact(pcm16: bool) -> None:
         else:
             assert got.dtype == np.float32
             np.testing.assert_array_equal(got, want_float)
+
+
+@pytest.mark.parametrize("pcm16", [True, False])
+def test_digital_silence_shortcut_gives_what_the_arithmetic_gives(pcm16: bool) -> None:
+    math_ = WindowMath(pcm16=pcm16)
+    math_.window[:] = 0
+    assert math_.levels() == SILENT_LEVELS
+    want = math_.resample().copy()
+    math_.window[:] = 1000  # an earlier window's output must not leak into the shortcut
+    math_.levels()
+    assert math_.resample().any()
+    got = math_.silence()
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert bytes(math_.window_bytes) != DIGITAL_SILENCE and len(DIGITAL_SILENCE) == len(
+        math_.window_bytes
+    )
