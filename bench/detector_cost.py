@@ -45,10 +45,12 @@ class _Replay:
         self._i += 1
         return p
 
-    pcm16 = __call__  # the int16 path, as the native runtime is fed
-
     def reset(self) -> None:
         self._i = 0
+
+
+class _Pcm16Replay(_Replay):
+    pcm16 = _Replay.__call__  # the int16 path, as the native runtime is fed
 
 
 class _Recorder:
@@ -61,36 +63,15 @@ class _Recorder:
         self.probs.append(p)
         return p
 
-    def pcm16(self, window: np.ndarray) -> float:
-        p = float(self.inner.pcm16(window))  # type: ignore[attr-defined]
-        self.probs.append(p)
-        return p
-
     def reset(self) -> None:
         getattr(self.inner, "reset", lambda: None)()
 
 
-class _FloatRecorder:
-    def __init__(self, inner: Callable[[np.ndarray], float]) -> None:
-        self._rec = _Recorder(inner)
-        self.probs = self._rec.probs
-
-    def __call__(self, window: np.ndarray) -> float:
-        return self._rec(window)
-
-    def reset(self) -> None:
-        self._rec.reset()
-
-
-class _FloatReplay:
-    def __init__(self, probs: list[float]) -> None:
-        self._replay = _Replay(probs)
-
-    def __call__(self, window: np.ndarray) -> float:
-        return self._replay(window)
-
-    def reset(self) -> None:
-        self._replay.reset()
+class _Pcm16Recorder(_Recorder):
+    def pcm16(self, window: np.ndarray) -> float:
+        p = float(self.inner.pcm16(window))  # type: ignore[attr-defined]
+        self.probs.append(p)
+        return p
 
 
 def _run(pcm: bytes, scorer: Callable[[np.ndarray], float] | None) -> tuple[float, str]:
@@ -114,10 +95,10 @@ def measure(repeat: int = 5) -> dict[str, float | str]:
     inner = silero_runtime.new_scorer()
     # the onnx fallback takes floats only: replay it on the float path too
     pcm16 = hasattr(inner, "pcm16")
-    recorder = _Recorder(inner) if pcm16 else _FloatRecorder(inner)
+    recorder = _Pcm16Recorder(inner) if pcm16 else _Recorder(inner)
     _, digest = _run(pcm, recorder)
     full = min(_run(pcm, silero_runtime.new_scorer())[0] for _ in range(repeat))
-    replay = _Replay(recorder.probs) if pcm16 else _FloatReplay(recorder.probs)
+    replay = _Pcm16Replay(recorder.probs) if pcm16 else _Replay(recorder.probs)
     own = []
     for _ in range(repeat):
         replay.reset()

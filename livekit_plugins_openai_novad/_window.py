@@ -15,7 +15,7 @@ _THIRD = WINDOW_SAMPLES // 3
 _THIRD_POWER_TO_DB = -20.0 * math.log10(32768.0) - 10.0 * math.log10(_THIRD)
 _SILENT_DB = -180.0  # an all-zero third (what 1e-9 of full scale would give)
 DIGITAL_SILENCE = bytes(WINDOW_BYTES)  # a window of it (a muted mic) needs no arithmetic...
-SILENT_LEVELS = [_SILENT_DB] * 3  # ...its levels (read only), and :meth:`WindowMath.silence`
+SILENT_LEVELS = [_SILENT_DB] * 3  # ...its levels (read only); resampled, it is zeros
 
 
 class WindowMath:
@@ -47,15 +47,36 @@ class WindowMath:
         self._y64 = np.empty((WINDOW_SAMPLES // 3, 2), dtype=np.float64)
         self.y = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.float32)  # float scorers
         self.y16 = np.empty(WINDOW_SAMPLES * 2 // 3, dtype=np.int16)  # pcm16 scorers
+        self._silent = False  # the window loaded last is digital silence
+
+    def load(self, buf: bytearray, at: int) -> list[float]:
+        """Load the window at ``at`` of ``buf`` and return its thirds' levels (dBFS).
+
+        Digital silence (a muted or noise-cancelled microphone) is found with one memcmp and
+        costs no numpy; otherwise the window is copied out of ``buf``, not viewed: numpy
+        releases the GIL in its arithmetic, and an exported buffer must never be live when
+        the bytearray is resized.
+        """
+        if buf.startswith(DIGITAL_SILENCE, at):
+            self._silent = True
+            return SILENT_LEVELS
+        with memoryview(buf) as view:
+            self.window_bytes[:] = view[at : at + WINDOW_BYTES]
+        return self.levels()
 
     def levels(self) -> list[float]:
         """The levels of ``window``'s thirds, in dBFS."""
+        self._silent = False
         np.copyto(self._x, self.window)
         power = np.matmul(self._rows, self._cols, out=self._power).ravel().tolist()
         return [10.0 * math.log10(p) + _THIRD_POWER_TO_DB if p else _SILENT_DB for p in power]
 
     def resample(self) -> np.ndarray:
         """Fill ``y16`` (``pcm16``) or ``y`` from the window :meth:`levels` read, and return it."""
+        if self._silent:
+            out = self.y16 if self.pcm16 else self.y
+            out.fill(0)
+            return out
         y64 = np.matmul(self._groups, self._pick, out=self._y64).reshape(-1)
         if self.pcm16:
             np.rint(y64, out=self.y16, casting="unsafe")
@@ -63,8 +84,3 @@ class WindowMath:
         np.copyto(self.y, y64, casting="same_kind")
         return self.y
 
-    def silence(self) -> np.ndarray:
-        """What :meth:`resample` gives for a window of digital silence: zeros."""
-        out = self.y16 if self.pcm16 else self.y
-        out.fill(0)
-        return out

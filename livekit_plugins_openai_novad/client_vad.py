@@ -23,7 +23,7 @@ import numpy as np
 
 from . import silero_runtime
 from ._noise import MIN_NOISE_DB, NoiseTracker
-from ._window import DIGITAL_SILENCE, SILENT_LEVELS, WINDOW_BYTES, WINDOW_SAMPLES, WindowMath
+from ._window import WINDOW_BYTES, WINDOW_SAMPLES, WindowMath
 from .turn_detection import ClientVad
 from .wire import SAMPLE_RATE
 
@@ -246,22 +246,14 @@ class ClientTurnDetector:
     def _window(self, actions: list[tuple[GateAction, bytes]]) -> None:
         start = self._scored
         self._scored = start + WINDOW_BYTES
-        at = start - self._buf_start
-        # digital silence (a muted or noise-cancelled microphone) is found with one memcmp
-        silent = self._buf.startswith(DIGITAL_SILENCE, at)
-        if not silent:
-            # copied out of the buffer, not viewed: numpy releases the GIL in its arithmetic,
-            # and an exported buffer must never be live when the bytearray is resized
-            with memoryview(self._buf) as view:
-                self._math.window_bytes[:] = view[at : at + WINDOW_BYTES]
-        levels = SILENT_LEVELS if silent else self._math.levels()
+        levels = self._math.load(self._buf, start - self._buf_start)
         loudest = max(levels)
         if not self._speaking and loudest < MIN_NOISE_DB:
             # no sound at all: Silero is not asked, the window counts as one it scored 0 (its
             # state was settled by the silence that ended the last turn, which it did score)
             p = 0.0
         else:
-            y = self._math.silence() if silent else self._math.resample()
+            y = self._math.resample()
             p = self._score(y) if self._score_pcm16 is None else self._score_pcm16(y)
         self._prob += self._keep * (float(p) - self._prob)
         noise = self._noise
