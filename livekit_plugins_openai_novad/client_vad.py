@@ -61,6 +61,11 @@ _STRONG_BELOW_PEAK_DB = 20.0  # ...and this close to the turn's peak keeps a tur
 _STRONG_MAX_BYTES = 32 * WINDOW_BYTES  # ...for up to ~1 s after Silero last heard speech
 _REVIVE_BYTES = 10 * WINDOW_BYTES  # a sound this soon after the last voiced window is speech
 _LOOKBACK_BYTES = 32 * WINDOW_BYTES  # how far back a loud run may date a turn's onset
+# idle, this soon after a sound this far over the noise's mean, a window is the sound's tail:
+# it votes at the unlifted threshold and teaches the noise nothing (in babble Silero may score
+# a loud word low and only its soft end high, while that word lifts the noise's estimates)
+_TAIL_BYTES = 16 * WINDOW_BYTES
+_TAIL_OVER_NOISE_DB = 6.0
 # where the noise is within this of the speech's peak, a word's quiet start or end may be
 # under it (speech counts down to _BELOW_PEAK_DB under the peak, a sound needs _ABOVE_NOISE_DB)
 _BURIED_ROOM_DB = _BELOW_PEAK_DB + _ABOVE_NOISE_DB
@@ -81,7 +86,10 @@ class ClientTurnDetector:
 
     * idle: audio is held. A turn starts after ``min_speech_ms`` of windows at or above
       ``threshold``, at least half of them standing out of the noise's mean level (so
-      noise Silero half-believes does not start one); it is sent from ``prefix_padding_ms``
+      noise Silero half-believes does not start one; within ``_TAIL_BYTES`` after a sound
+      ``_TAIL_OVER_NOISE_DB`` over that mean, a window votes at the unlifted ``threshold``
+      and counts as standing out: a loud word Silero scores low in babble still starts a
+      turn by its soft end); it is sent from ``prefix_padding_ms``
       before where its group of sounds began (after the last ~0.4 s with neither energy nor
       Silero's vote, at most ``_LOOKBACK_BYTES`` back), and where the noise could bury a
       word's quiet edge (``_buried``), from where the last turn's audio ended (at most
@@ -153,6 +161,7 @@ class ClientTurnDetector:
         self._loud_from = 0  # idle: where the current sound began
         self._group_from = 0  # idle: ...and the group of sounds it belongs to
         self._quiet_run = 0  # idle: consecutive windows with nothing over the noise
+        self._tail_from = -_TAIL_BYTES - 1  # idle: where the last loud sound's tail begins
         self._speaking = False
         self._voiced_end = 0  # in a turn: end of the last voiced window
         self._speech_end = 0  # in a turn: where the last speech sound ended
@@ -258,17 +267,22 @@ class ClientTurnDetector:
         self._prob += self._keep * (float(p) - self._prob)
         noise = self._noise
         start_p, stop_p = self._lifted
+        # over the noise's mean, not its floor: a noise whose level swings (babble) does not
+        # stand out of itself (at most _MEAN_ROOM_DB over the floor: a mean first learnt from
+        # speech, after a reset mid-turn, must not hide the rest of the turn)
+        ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
+        if not self._speaking and loudest >= ref + _TAIL_OVER_NOISE_DB:
+            self._tail_from = self._scored
+        tail = not self._speaking and self._scored - self._tail_from <= _TAIL_BYTES
         if not self._speaking or self._prob < stop_p:
-            noise.learn(sum(levels) / 3.0, p, quiet=loudest < noise.floor_db + _ABOVE_NOISE_DB)
+            quiet = loudest < noise.floor_db + _ABOVE_NOISE_DB and not tail
+            noise.learn(sum(levels) / 3.0, p, quiet=quiet)
             # what Silero gives the noise alone does not count as a vote for speech
             self._lifted = noise.lift(self._start_p), noise.lift(self._stop_p)
         above_noise = noise.floor_db + _ABOVE_NOISE_DB
 
         if not self._speaking:
-            # over the noise's mean, not its floor: a noise whose level swings (babble) does
-            # not stand out of itself
-            # (at most _MEAN_ROOM_DB over the floor: a mean first learnt from speech, after a
-            # reset mid-turn, must not hide the rest of the turn)
+            # the same reference, now that this window has been learnt
             ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
             self._gap_peak_db = max(self._gap_peak_db, loudest)
             loud = loudest >= ref + _ONSET_OVER_NOISE_DB
@@ -281,9 +295,9 @@ class ClientTurnDetector:
                 self._loud_from = self._scored
             if self._quiet_run >= _GROUP_QUIET_WINDOWS:
                 self._group_from = self._scored
-            if self._prob >= start_p:
+            if self._prob >= start_p or (tail and self._prob >= self._start_p):
                 self._voiced_run += 1
-                self._loud_in_run += loud
+                self._loud_in_run += loud or tail
             else:
                 self._voiced_run = self._loud_in_run = 0
             if (
