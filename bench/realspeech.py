@@ -18,6 +18,9 @@ Scoring, against the ground truth of the corpus (speech regions of the clean sou
 * a true turn covered by no detected turn is **missed**, by two or more is **split**; a
   detected turn covering two or more true turns is **merged**; a detected turn covering none
   is a **false turn**, "on distractors" when its span overlaps one;
+* a turn still open when the audio ends (1 s after the last true turn) ends there, as the
+  call would, for both implementations (in loud noise the last turn's end may not be heard
+  within that second; it was heard, so it is not missed);
 * end-of-turn latency: the end decision of the last turn covering a true turn minus the
   turn's last speech sample (missed and merged turns excluded);
 * committed audio: novad commits exactly what its gate sent in each turn; upstream appends
@@ -78,6 +81,8 @@ def _novad(pcm: bytes) -> Run:
                 sent[-1] = (sent[-1][0], sent[-1][1] + n)
             elif action is GateAction.SPEECH_STOPPED:
                 turns.append((start, end))
+    if det.speaking:
+        turns.append((start, len(pcm) // 2))
     return turns, sent
 
 
@@ -89,7 +94,7 @@ async def _upstream(pcm: bytes) -> Run:
     stream = silero.VAD.load(min_silence_duration=WINDOW_S).stream()
     turns: list[tuple[int, int]] = []
     committed: list[tuple[int, int]] = []
-    start = 0
+    start: int | None = None
 
     async def read() -> None:
         nonlocal start
@@ -97,9 +102,10 @@ async def _upstream(pcm: bytes) -> Run:
             pos = int(ev.samples_index * SR / 16000)  # samples_index counts at 16 kHz
             if ev.type == agents_vad.VADEventType.START_OF_SPEECH:
                 start = pos
-            elif ev.type == agents_vad.VADEventType.END_OF_SPEECH:
+            elif ev.type == agents_vad.VADEventType.END_OF_SPEECH and start is not None:
                 turns.append((start, pos))
                 committed.append((committed[-1][1] if committed else 0, pos))
+                start = None
 
     reader = asyncio.create_task(read())
     step = 2 * FRAME
@@ -115,6 +121,10 @@ async def _upstream(pcm: bytes) -> Run:
     stream.end_input()
     await reader
     await stream.aclose()
+    if start is not None:
+        end = len(pcm) // 2
+        turns.append((start, end))
+        committed.append((committed[-1][1] if committed else 0, end))
     return turns, committed
 
 
