@@ -60,9 +60,19 @@ def sample_server_events() -> list[dict[str, Any]]:
 
 
 def warm_event_models() -> None:
-    """Make one model of each sample event the way upstream's receive loop does."""
+    """Make one model of each sample event the way upstream's receive loop does, and what
+    upstream makes of them on its loop: the usage of ``response.done``, dumped for its
+    metrics (a serializer is built on first use too), and livekit's ``ChatMessage`` it turns
+    conversation items into."""
+    from livekit.agents import llm
+
     models = server_event_models("ga")
     for event in sample_server_events():
         model = models.get(event["type"])
-        if model is not None:
-            model.construct(**event)  # openai's construct: what upstream calls
+        if model is None:
+            continue
+        made = model.construct(**event)  # openai's construct: what upstream calls
+        usage = getattr(getattr(made, "response", None), "usage", None)
+        if usage is not None:
+            usage.model_dump(exclude_defaults=True)
+    llm.ChatMessage(role="assistant", content=["warm"])
