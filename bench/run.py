@@ -24,7 +24,7 @@ from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
 from .floor import detector_floor
 from .headline import update_readme
 from .hosting import MODES
-from .metrics import PROBE_INTERVAL_S
+from .metrics import PROBE_INTERVAL_S, percentile
 from .p5 import cases as p5_cases
 from .realspeech import RESULTS_JSON as REALSPEECH_JSON
 from .realspeech import measure as measure_realspeech
@@ -182,6 +182,15 @@ def _limit(rows: dict[int, dict[str, Any]], key: str) -> tuple[int, int | None]:
     return lo, None
 
 
+def cpu_reps(n: int, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """CPU per session of each implementation's repeated runs at ``n``, with the medians."""
+    out: dict[str, Any] = {"n": n}
+    for impl, rs in rows.items():
+        cpu = [r["cpu_percent_per_session"] for r in rs if "error" not in r]
+        out[impl] = {"runs": cpu, "median": percentile(cpu, 50) if cpu else None}
+    return out
+
+
 def p2_series(run: Any, steps: list[int], refine: int) -> list[dict[str, Any]]:
     """Step N up until real time is lost, then bisect each limit ``refine`` times.
 
@@ -226,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(map(str, DEFAULT_STEPS)),
         help="P2 coarse session counts, ascending; a series stops at its first real-time miss",
     )
-    ap.add_argument("--refine", type=int, default=1, help="P2 bisection steps near each limit")
+    ap.add_argument("--refine", type=int, default=2, help="P2 bisection steps near each limit")
+    ap.add_argument(
+        "--cpu-reps",
+        type=int,
+        default=3,
+        help="P2: runs of the first step per implementation, interleaved, for CPU per session",
+    )
     ap.add_argument("--switches", type=int, default=240, help="P3 switches per implementation")
     ap.add_argument("--profile-n", type=int, default=50, help="cProfile step size (0 = none)")
     ap.add_argument(
@@ -282,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             "p2_steps": steps,
             "lag_probe_ms": PROBE_INTERVAL_S * 1000,
             "p2_refine": args.refine,
+            "p2_cpu_reps": args.cpu_reps,
             "p2_modes": modes,
             "p3_switches": args.switches,
             "silero_runtime": os.environ.get("NOVAD_SILERO_RUNTIME") or "default",
@@ -323,20 +339,35 @@ def main(argv: list[str] | None = None) -> int:
 
     if "p2" in parts:
         results["p2"] = {mode: {} for mode in modes}
+        results["p2_cpu"] = {}
         for mode in modes:
+
+            def step(n: int, impl: str, mode: str = mode, rep: int = 0) -> dict[str, Any]:
+                spec = {"kind": "p2", "impl": impl, "n": n, "loops": args.p2_loops}
+                r = run_worker(
+                    f"p2-{mode}-{impl}-{n}" + (f"-rep{rep}" if rep else ""),
+                    {**spec, "mode": mode},
+                    timeout=fx.duration_s * args.p2_loops + 90 + n * 2,
+                )
+                _log(f"P2 {mode} {impl} N={n}{f' (rep {rep})' if rep else ''}: {_p2_line(r)}")
+                return r
+
+            # CPU per session at the first step, where both keep real time: one step is
+            # +-15 % from run to run, so it is measured cpu_reps times, the implementations
+            # alternating (a drift of the machine weighs on both), and compared by medians
+            first: dict[str, list[dict[str, Any]]] = {impl: [] for impl in IMPLS}
+            for rep in range(max(1, args.cpu_reps)):
+                for impl in IMPLS:
+                    first[impl].append(step(steps[0], impl, rep=rep))
+            results["p2_cpu"][mode] = cpu_reps(steps[0], first)
             for impl in IMPLS:
 
-                def step(n: int, mode: str = mode, impl: str = impl) -> dict[str, Any]:
-                    spec = {"kind": "p2", "impl": impl, "n": n, "loops": args.p2_loops}
-                    r = run_worker(
-                        f"p2-{mode}-{impl}-{n}",
-                        {**spec, "mode": mode},
-                        timeout=fx.duration_s * args.p2_loops + 90 + n * 2,
-                    )
-                    _log(f"P2 {mode} {impl} N={n}: {_p2_line(r)}")
-                    return r
+                def series_step(
+                    n: int, impl: str = impl, known: dict[str, Any] = first[impl][0]
+                ) -> dict[str, Any]:
+                    return known if n == steps[0] else step(n, impl)
 
-                results["p2"][mode][impl] = p2_series(step, steps, args.refine)
+                results["p2"][mode][impl] = p2_series(series_step, steps, args.refine)
         baseline = BENCH / "baseline" / "results.json"
         if baseline.exists():  # python -m bench.baseline REV: the code before a change
             base = json.loads(baseline.read_text())
