@@ -275,3 +275,42 @@ def test_decisions_do_not_depend_on_push_size_near_the_deadline() -> None:
         reference = out(480)
         for step in (2 * 7 * 24, 2 * 13 * 24, 4800 + 2, len(pcm)):
             assert out(step) == reference, step
+
+
+def _babble_like_score(window: np.ndarray) -> float:
+    """A stand-in for Silero in babble: it half-believes the noise (0.4), scores a loud word
+    low (0.3) and only the word's soft end, a little over the noise, as likely speech (0.6)."""
+    db = 10 * np.log10(float(np.mean(np.square(window))) + 1e-12)
+    return 0.3 if db > -16.0 else 0.6 if db > -28.8 else 0.4
+
+
+def _tone(seconds: float, db: float) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    return np.sin(2 * np.pi * 220 * t) * 32768 * 10 ** (db / 20) * np.sqrt(2)
+
+
+@pytest.mark.parametrize("loud_first", [True, False])
+def test_a_loud_word_silero_scores_low_in_babble_starts_a_turn_by_its_soft_end(
+    loud_first: bool,
+) -> None:
+    # the noise lifts the start threshold to ~0.7, over the soft end's 0.6, and the soft end
+    # (~2.5 dB over the noise) does not stand out of it: only in the tail of a sound that does
+    # (the word, 18 dB over) does a window vote at the unlifted threshold
+    noise_s, word_s, end_s = 4.0, 0.15, 0.3
+    rng = np.random.default_rng(7)
+    n = int(SR * (noise_s + word_s + end_s + 1.5))
+    x = rng.standard_normal(n) * 32768 * 10 ** (-30 / 20)  # -30 dBFS of noise throughout
+    at = int(SR * noise_s)
+    if loud_first:
+        x[at : at + int(SR * word_s)] += _tone(word_s, -12.0)
+    soft = at + int(SR * word_s)
+    x[soft : soft + int(SR * end_s)] += _tone(end_s, -31.0)
+    pcm = np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+    det = ClientTurnDetector(ClientVad(), scorer=_babble_like_score)
+    trace = gate_turns(det, pcm, 480)
+    if not loud_first:
+        assert trace.turns == []  # a sound Silero half-believes, alone, is the noise's
+        return
+    assert len(trace.turns) == 1, trace.turns
+    start, _, _ = trace.turns[0]
+    assert start <= at  # sent from before the loud word
