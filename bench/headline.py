@@ -109,7 +109,7 @@ def headline(res: dict[str, Any]) -> str:
                 else "every N both kept real time"
             )
             + ") | | | "
-            f"{min(cpu):.2f}–{max(cpu):.2f} | ≤ 0.3×: "
+            f"{min(cpu):.3f}–{max(cpu):.3f} | ≤ 0.3×: "
             + ("met" if max(cpu) <= 0.3 else "**not met**")
             + " |"
         )

@@ -133,7 +133,7 @@ def _cpu_reps_table(res: dict[str, Any], w: Callable[[str], None]) -> None:
         ratio = cpu_median_ratio(res, mode)
         w(
             f"| {mode} | {r['n']} | {runs['novad']} % | {med['novad']} | {runs['upstream']} % | "
-            f"{med['upstream']} | {NA if ratio is None else f'{ratio:.2f}'} |"
+            f"{med['upstream']} | {NA if ratio is None else f'{ratio:.3f}'} |"
         )
     w("")
 
@@ -418,7 +418,7 @@ def p2_targets(res: dict[str, Any], w: Callable[[str], None]) -> None:
             met = med <= CPU_TARGET
             parts.append(
                 f"CPU per session <= {CPU_TARGET}x upstream's: **{'met' if met else 'not met'}** "
-                f"({med:.2f}, medians of the repeated N={res['p2_cpu'][mode]['n']} step)"
+                f"({med:.3f}, medians of the repeated N={res['p2_cpu'][mode]['n']} step)"
             )
         elif cpu:
             met = max(cpu) <= CPU_TARGET
