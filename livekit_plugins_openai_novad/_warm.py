@@ -8,7 +8,8 @@
   them on the event loop: 40-90 ms with nothing else running, more with many jobs on threads
   (the one mic frame late by over 100 ms in a thread-executor bench step). One event of each
   type, as the bundled emulator sends them in a turn (``resources/server_events.json``), is
-  made here instead.
+  made here instead, with what upstream makes of them on its loop (the usage of
+  ``response.done`` dumped, a ``ChatMessage``).
 """
 
 from __future__ import annotations

@@ -62,8 +62,8 @@ _STRONG_MAX_BYTES = 32 * WINDOW_BYTES  # ...for up to ~1 s after Silero last hea
 _REVIVE_BYTES = 10 * WINDOW_BYTES  # a sound this soon after the last voiced window is speech
 _LOOKBACK_BYTES = 32 * WINDOW_BYTES  # how far back a loud run may date a turn's onset
 # idle, this soon after a sound this far over the noise's mean, a window is the sound's tail:
-# it votes at the unlifted threshold and teaches the noise nothing (in babble Silero may score
-# a loud word low and only its soft end high, while that word lifts the noise's estimates)
+# it votes at the unlifted threshold and does not teach the noise Silero's score (in babble
+# Silero may score a loud word low and only its soft end high, while the word lifts the noise)
 _TAIL_BYTES = 16 * WINDOW_BYTES
 _TAIL_OVER_NOISE_DB = 6.0
 # where the noise is within this of the speech's peak, a word's quiet start or end may be
@@ -267,14 +267,9 @@ class ClientTurnDetector:
         self._prob += self._keep * (float(p) - self._prob)
         noise = self._noise
         start_p, stop_p = self._lifted
-        # over the noise's mean, not its floor: a noise whose level swings (babble) does not
-        # stand out of itself (at most _MEAN_ROOM_DB over the floor: a mean first learnt from
-        # speech, after a reset mid-turn, must not hide the rest of the turn)
-        ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
-        if not self._speaking and loudest >= ref + _TAIL_OVER_NOISE_DB:
-            self._tail_from = self._scored
-        tail = not self._speaking and self._scored - self._tail_from <= _TAIL_BYTES
         if not self._speaking or self._prob < stop_p:
+            # (a window that starts a tail is not quiet either: it stands out of the noise)
+            tail = not self._speaking and self._scored - self._tail_from <= _TAIL_BYTES
             quiet = loudest < noise.floor_db + _ABOVE_NOISE_DB and not tail
             noise.learn(sum(levels) / 3.0, p, quiet=quiet)
             # what Silero gives the noise alone does not count as a vote for speech
@@ -282,20 +277,26 @@ class ClientTurnDetector:
         above_noise = noise.floor_db + _ABOVE_NOISE_DB
 
         if not self._speaking:
-            # the same reference, now that this window has been learnt
+            # over the noise's mean, not its floor: a noise whose level swings (babble) does
+            # not stand out of itself (at most _MEAN_ROOM_DB over the floor: a mean first
+            # learnt from speech, after a reset mid-turn, must not hide the rest of the turn)
             ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
+            if loudest >= ref + _TAIL_OVER_NOISE_DB:
+                self._tail_from = self._scored
+            tail = self._scored - self._tail_from <= _TAIL_BYTES
+            voted = self._prob >= (self._start_p if tail else start_p)
             self._gap_peak_db = max(self._gap_peak_db, loudest)
             loud = loudest >= ref + _ONSET_OVER_NOISE_DB
             heard = loudest >= noise.floor_db + _ONSET_OVER_NOISE_DB
             # the sound began after the last few windows in a row with neither energy over the
             # noise nor Silero's vote (a soft syllable between louder ones does not end it)
-            quiet = not heard and self._prob < stop_p
+            quiet = not heard and self._prob < stop_p and not voted
             self._quiet_run = self._quiet_run + 1 if quiet else 0
             if self._quiet_run >= _ONSET_QUIET_WINDOWS:
                 self._loud_from = self._scored
             if self._quiet_run >= _GROUP_QUIET_WINDOWS:
                 self._group_from = self._scored
-            if self._prob >= start_p or (tail and self._prob >= self._start_p):
+            if voted:
                 self._voiced_run += 1
                 self._loud_in_run += loud or tail
             else:
@@ -391,6 +392,7 @@ class ClientTurnDetector:
         self._lead = max(0, onset - self._sent)
         self._speaking = True
         self._voiced_run = self._loud_in_run = 0
+        self._tail_from = -_TAIL_BYTES - 1  # a tail is the idle gap's own
         self._voiced_end = self._scored
         self._speech_end = self._scored
         self._onset = onset
