@@ -22,7 +22,8 @@ Scoring, against the ground truth of the corpus (speech regions of the clean sou
   call would, for both implementations (in loud noise the last turn's end may not be heard
   within that second; it was heard, so it is not missed);
 * end-of-turn latency: the end decision of the last turn covering a true turn minus the
-  turn's last speech sample (missed and merged turns excluded);
+  turn's last speech sample (missed and merged turns excluded, and a turn the end of the
+  audio closed: that end is not a decision);
 * committed audio: novad commits exactly what its gate sent in each turn; upstream appends
   everything and each commit carries all audio since the previous commit.
 """
@@ -155,7 +156,7 @@ def score(conv: corpus.Conversation, run: Run) -> dict[str, Any]:
     latency = [
         (turns[js[-1]][1] - conv.turns[i][1]) / SR
         for i, js in enumerate(by_true)
-        if js and len(covers[js[-1]]) == 1
+        if js and len(covers[js[-1]]) == 1 and turns[js[-1]][1] < len(conv.clean)
     ]
     mask = np.zeros(len(conv.clean) + SR, bool)
     for a, b in committed:

@@ -186,8 +186,11 @@ def cpu_reps(n: int, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """CPU per session of each implementation's repeated runs at ``n``, with the medians."""
     out: dict[str, Any] = {"n": n}
     for impl, rs in rows.items():
-        cpu = [r["cpu_percent_per_session"] for r in rs if "error" not in r]
-        out[impl] = {"runs": cpu, "median": percentile(cpu, 50) if cpu else None}
+        # a run that lost real time ran short of CPU: its figure is not what a session costs
+        cpu = [
+            r["cpu_percent_per_session"] for r in rs if "error" not in r and r["keeps_real_time"]
+        ]
+        out[impl] = {"runs": cpu, "of": len(rs), "median": percentile(cpu, 50) if cpu else None}
     return out
 
 
@@ -258,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         help="measure nothing: rewrite RESULTS.md (in --out) from an earlier results.json",
     )
     args = ap.parse_args(argv)
+    if args.cpu_reps < 1:
+        ap.error("--cpu-reps: at least 1")
     if args.render:
         res = json.loads(Path(args.render).read_text())
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -356,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             # +-15 % from run to run, so it is measured cpu_reps times, the implementations
             # alternating (a drift of the machine weighs on both), and compared by medians
             first: dict[str, list[dict[str, Any]]] = {impl: [] for impl in IMPLS}
-            for rep in range(max(1, args.cpu_reps)):
-                for impl in IMPLS:
+            for rep in range(args.cpu_reps):
+                for impl in IMPLS if rep % 2 == 0 else IMPLS[::-1]:  # ABBA...
                     first[impl].append(step(steps[0], impl, rep=rep))
             results["p2_cpu"][mode] = cpu_reps(steps[0], first)
             for impl in IMPLS:
@@ -372,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         if baseline.exists():  # python -m bench.baseline REV: the code before a change
             base = json.loads(baseline.read_text())
             results["p2_baseline"] = {
-                k: base.get(k) for k in ("git", "command", "started_utc", "machine", "p2")
+                k: base.get(k) for k in ("git", "command", "started_utc", "machine", "p2", "p2_cpu")
             }
         extra = (  # (label, N, spec flags, slowdown: tracemalloc makes the step ~5x slower)
             ("profile", args.profile_n, {"profile": True}, 1),
