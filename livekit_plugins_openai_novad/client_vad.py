@@ -22,6 +22,7 @@ from enum import Enum
 import numpy as np
 
 from . import silero_runtime
+from ._babble import BabbleGuard
 from ._noise import MIN_NOISE_DB, NoiseTracker
 from ._window import WINDOW_BYTES, WINDOW_SAMPLES, WindowMath
 from .turn_detection import ClientVad
@@ -89,7 +90,8 @@ class ClientTurnDetector:
       noise Silero half-believes does not start one; within ``_TAIL_BYTES`` after a sound
       ``_TAIL_OVER_NOISE_DB`` over that mean, a window votes at the unlifted ``threshold``
       and counts as standing out: a loud word Silero scores low in babble still starts a
-      turn by its soft end); it is sent from ``prefix_padding_ms``
+      turn by its soft end; in babble, only soon after a window periodic at a voice's pitch
+      or well over the noise, ``BabbleGuard``); it is sent from ``prefix_padding_ms``
       before where its group of sounds began (after the last ~0.4 s with neither energy nor
       Silero's vote, at most ``_LOOKBACK_BYTES`` back), and where the noise could bury a
       word's quiet edge (``_buried``), from where the last turn's audio ended (at most
@@ -102,7 +104,9 @@ class ClientTurnDetector:
       none in noise that buries it). A window between the thresholds is voiced if it is loud
       or the noise hides the speech. After the last voiced window, a loud third within
       ``_REVIVE_BYTES``, or a sound near the turn's level within ``_STRONG_MAX_BYTES``, moves
-      the speech end too (a soft ending, a sibilant Silero does not take for speech);
+      the speech end too (a soft ending, a sibilant Silero does not take for speech). In
+      babble, none of this moves it once ``BabbleGuard`` has heard nothing over the noise
+      for 1 s (Silero scores babble as speech: the gap before the next turn is not a pause);
     * the turn ends exactly ``silence_duration_ms`` after the speech end, checked every 10 ms
       of audio (once the window holding it is scored, if a sound is going on: Silero may take
       it for speech); any later speech sound moves that deadline before it passes;
@@ -155,6 +159,7 @@ class ClientTurnDetector:
         self._sent = 0  # end of the audio released to the server
         self._prob = 0.0  # smoothed speech probability
         self._noise = NoiseTracker()
+        self._babble = BabbleGuard()
         self._lifted = self._start_p, self._stop_p  # the thresholds, lifted by the noise
         self._voiced_run = 0  # idle: consecutive windows at or above threshold
         self._loud_in_run = 0  # ...and how many of them stand out of the noise
@@ -301,9 +306,11 @@ class ClientTurnDetector:
                 self._loud_in_run += loud or tail
             else:
                 self._voiced_run = self._loud_in_run = 0
+            may_start = self._babble.may_start(self._math, loudest, ref, noise.p, self._scored)
             if (
                 self._voiced_run >= self._onset_windows
                 and 2 * self._loud_in_run >= self._voiced_run
+                and may_start
             ):
                 self._start_turn(actions)
             return
@@ -311,7 +318,9 @@ class ClientTurnDetector:
         self._peak_db = max(self._peak_db, loudest)
         loud_end = self._last_at_or_above(levels, max(above_noise, self._peak_db - _BELOW_PEAK_DB))
         lag = self._lag_bytes()
-        if self._prob >= start_p or (
+        if not self._babble.holds(loudest, noise.mean_db, noise.p, self._scored):
+            pass  # babble, long after the last sound heard: only the silence window runs
+        elif self._prob >= start_p or (
             # in between the thresholds: speech if it is heard, or if noise hides it
             self._prob >= stop_p and (loud_end or lag < _TRUST_SILERO_BELOW)
         ):
@@ -400,6 +409,7 @@ class ClientTurnDetector:
         self._pause_at = None
         self._paused_at = None
         self._peak_db = MIN_NOISE_DB
+        self._babble.start_turn(self._scored)
         actions.append((GateAction.SPEECH_STARTED, b""))
 
     def _end_turn(self, actions: list[tuple[GateAction, bytes]]) -> None:

@@ -314,3 +314,66 @@ def test_a_loud_word_silero_scores_low_in_babble_starts_a_turn_by_its_soft_end(
     assert len(trace.turns) == 1, trace.turns
     start, _, _ = trace.turns[0]
     assert start <= at  # sent from before the loud word
+
+
+class _BabbleScorer:
+    """A stand-in for Silero in babble: the first ``learn_s`` it half-believes the noise
+    (0.3, which the noise tracker learns); after that it takes the noise for speech (0.8, over
+    the thresholds that lifts), and a loud sound for speech too (0.95)."""
+
+    def __init__(self, learn_s: float) -> None:
+        self._learn_windows = int(learn_s / 0.032)
+        self._calls = 0  # every window holds noise, so every window is scored
+
+    def __call__(self, window: np.ndarray) -> float:
+        self._calls += 1
+        if 10 * np.log10(float(np.mean(np.square(window))) + 1e-12) > -22.0:
+            return 0.95
+        return 0.3 if self._calls <= self._learn_windows else 0.8
+
+
+def _white(seconds: float, db: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(int(SR * seconds)) * 32768 * 10 ** (db / 20)
+
+
+def _pcm(x: np.ndarray) -> bytes:
+    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+
+
+def test_in_babble_a_turn_ends_though_silero_goes_on_scoring_the_noise_as_speech() -> None:
+    # Silero keeps voting for the noise after the word: only energy can date its end, and
+    # the turn ends 1 s of babble plus the silence window after the last sound heard
+    learn_s, word_s, after_s = 4.0, 0.6, 4.0
+    x = _white(learn_s + word_s + after_s, -30.0, 3)
+    word = _tone(word_s, -12.0)
+    at = int(SR * learn_s)
+    word_end = at + len(word)
+    x[at:word_end] += word
+    det = ClientTurnDetector(ClientVad(silence_duration_ms=500), scorer=_BabbleScorer(learn_s))
+    trace = gate_turns(det, _pcm(x), 480)
+    assert len(trace.turns) == 1, trace.turns  # before: the turn never ended
+    start, length, decided = trace.turns[0]
+    assert start <= at and start + length >= word_end  # the whole word is sent
+    assert decided <= word_end + int(SR * (1.0 + 0.5 + 0.1)), (decided - word_end) / SR
+    odd = ClientTurnDetector(ClientVad(silence_duration_ms=500), scorer=_BabbleScorer(learn_s))
+    assert [t[:2] for t in gate_turns(odd, _pcm(x), 2 * 337).turns] == [(start, length)]
+
+
+def test_in_babble_noise_silero_takes_for_speech_starts_no_turn_until_a_voice_does() -> None:
+    # louder moments of the noise (+5 dB for 250 ms, every 0.75 s) stand out of its mean and
+    # Silero votes for them, but nothing in them is periodic at a voice's pitch or loud enough
+    # to be a talker; a vowel-like tone 11 dB over the noise is both periodic and a turn
+    learn_s, babble_s, voice_s = 4.0, 6.0, 0.8
+    x = _white(learn_s + babble_s + voice_s + 1.0, -30.0, 5)
+    for t in np.arange(learn_s + 0.2, learn_s + babble_s - 0.3, 0.75):
+        x[int(SR * t) : int(SR * (t + 0.25))] *= 10 ** (5 / 20)
+    voice = _tone(voice_s, -19.0)
+    at = int(SR * (learn_s + babble_s))
+    x[at : at + len(voice)] += voice
+    det = ClientTurnDetector(ClientVad(silence_duration_ms=500), scorer=_BabbleScorer(learn_s))
+    trace = gate_turns(det, _pcm(x), 480)
+    assert trace.events.count(GateAction.SPEECH_STARTED) == 1, trace.turns
+    assert len(trace.turns) == 1, trace.turns
+    start, length, _ = trace.turns[0]
+    assert start <= at < start + length  # the voice, not the noise's louder moments
