@@ -7,15 +7,17 @@ voice is periodic where many voices at once rarely are. So, only while the noise
 (Silero's median score on it at least ``BABBLE_P``):
 
 * a turn starts only within ``_ONSET_RECENT_BYTES`` after a window that is periodic at a
-  voice's pitch (``_VOICED``) or stands well out of the noise (``_STRONG_OVER_MEAN_DB``);
+  pitch lag of 80-400 Hz (``_VOICED``: a vowel, or a tone) or stands well out of the noise
+  (``_STRONG_OVER_MEAN_DB``);
 * Silero's vote keeps a turn going at most ``_HOLD_BYTES`` after the last window whose
-  loudest third is ``_AUDIBLE_OVER_MEAN_DB`` over the noise's mean: after that, only the
+  loudest third is ``_AUDIBLE_OVER_MEAN_DB`` over the noise's reference level (its mean,
+  capped as ``ClientTurnDetector`` caps it): after that, only the
   silence window runs. A word's quiet end buried in the babble is still sent (it is within
   the turn's trailing audio, or, under ``ClientTurnDetector._buried``, with the next turn).
 
 Measured on the real-speech bench (babble 10 dB, seed 1): harmonicity >= 0.9 in 26 % of
 speech windows and 1.2 % of babble-only ones; the hold of 1 s, with the 500 ms window, ends a
-turn 1.5 s after its last audible sound, the shortest gap of that corpus. I/O-free.
+turn at most 1.5 s after its last audible sound, the shortest gap of that corpus. I/O-free.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class BabbleGuard:
         self.reset()
 
     def reset(self) -> None:
-        self._cue_at = _NEVER  # idle: the last voiced or strong window
+        self._cue_at = _NEVER  # idle: the last periodic or strong window
         self._heard_at = _NEVER  # in a turn: the last audible window
 
     def may_start(
@@ -65,9 +67,10 @@ class BabbleGuard:
 
     def start_turn(self, at: int) -> None:
         self._heard_at = at  # the onset is heard
+        self._cue_at = _NEVER  # a cue belongs to its own gap (a short window would outlive it)
 
-    def holds(self, loudest: float, mean_db: float, noise_p: float, at: int) -> bool:
+    def holds(self, loudest: float, ref_db: float, noise_p: float, at: int) -> bool:
         """In a turn: may Silero's vote (or a sound near the noise) still move its speech end?"""
-        if loudest >= mean_db + _AUDIBLE_OVER_MEAN_DB:
+        if loudest >= ref_db + _AUDIBLE_OVER_MEAN_DB:
             self._heard_at = at
         return noise_p < BABBLE_P or at - self._heard_at <= _HOLD_BYTES

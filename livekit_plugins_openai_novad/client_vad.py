@@ -90,8 +90,8 @@ class ClientTurnDetector:
       noise Silero half-believes does not start one; within ``_TAIL_BYTES`` after a sound
       ``_TAIL_OVER_NOISE_DB`` over that mean, a window votes at the unlifted ``threshold``
       and counts as standing out: a loud word Silero scores low in babble still starts a
-      turn by its soft end; in babble, only soon after a window periodic at a voice's pitch
-      or well over the noise, ``BabbleGuard``); it is sent from ``prefix_padding_ms``
+      turn by its soft end; in babble, only soon after a periodic window, a vowel's (or a
+      tone's), or one well over the noise, ``BabbleGuard``); it is sent from ``prefix_padding_ms``
       before where its group of sounds began (after the last ~0.4 s with neither energy nor
       Silero's vote, at most ``_LOOKBACK_BYTES`` back), and where the noise could bury a
       word's quiet edge (``_buried``), from where the last turn's audio ended (at most
@@ -280,12 +280,12 @@ class ClientTurnDetector:
             # what Silero gives the noise alone does not count as a vote for speech
             self._lifted = noise.lift(self._start_p), noise.lift(self._stop_p)
         above_noise = noise.floor_db + _ABOVE_NOISE_DB
+        # over the noise's mean, not its floor: a noise whose level swings (babble) does not
+        # stand out of itself (at most _MEAN_ROOM_DB over the floor: a mean first learnt
+        # from speech, after a reset mid-turn, must not hide the rest of the turn)
+        ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
 
         if not self._speaking:
-            # over the noise's mean, not its floor: a noise whose level swings (babble) does
-            # not stand out of itself (at most _MEAN_ROOM_DB over the floor: a mean first
-            # learnt from speech, after a reset mid-turn, must not hide the rest of the turn)
-            ref = min(max(noise.floor_db, noise.mean_db), noise.floor_db + _MEAN_ROOM_DB)
             if loudest >= ref + _TAIL_OVER_NOISE_DB:
                 self._tail_from = self._scored
             tail = self._scored - self._tail_from <= _TAIL_BYTES
@@ -318,7 +318,7 @@ class ClientTurnDetector:
         self._peak_db = max(self._peak_db, loudest)
         loud_end = self._last_at_or_above(levels, max(above_noise, self._peak_db - _BELOW_PEAK_DB))
         lag = self._lag_bytes()
-        if not self._babble.holds(loudest, noise.mean_db, noise.p, self._scored):
+        if not self._babble.holds(loudest, ref, noise.p, self._scored):
             pass  # babble, long after the last sound heard: only the silence window runs
         elif self._prob >= start_p or (
             # in between the thresholds: speech if it is heard, or if noise hides it

@@ -355,15 +355,18 @@ def test_in_babble_a_turn_ends_though_silero_goes_on_scoring_the_noise_as_speech
     assert len(trace.turns) == 1, trace.turns  # before: the turn never ended
     start, length, decided = trace.turns[0]
     assert start <= at and start + length >= word_end  # the whole word is sent
-    assert decided <= word_end + int(SR * (1.0 + 0.5 + 0.1)), (decided - word_end) / SR
+    # (not before: Silero's vote holds the turn for 1 s of babble after the word)
+    late = (decided - word_end) / SR
+    assert 1.0 + 0.5 - 0.1 <= late <= 1.0 + 0.5 + 0.1, late
     odd = ClientTurnDetector(ClientVad(silence_duration_ms=500), scorer=_BabbleScorer(learn_s))
     assert [t[:2] for t in gate_turns(odd, _pcm(x), 2 * 337).turns] == [(start, length)]
 
 
 def test_in_babble_noise_silero_takes_for_speech_starts_no_turn_until_a_voice_does() -> None:
     # louder moments of the noise (+5 dB for 250 ms, every 0.75 s) stand out of its mean and
-    # Silero votes for them, but nothing in them is periodic at a voice's pitch or loud enough
-    # to be a talker; a vowel-like tone 11 dB over the noise is both periodic and a turn
+    # Silero votes for them (the first few, until the noise tracker has learnt that score),
+    # but nothing in them is periodic or loud enough to be a talker; a vowel-like tone 11 dB
+    # over the noise is periodic (~0.93 against 0.9) and starts the one turn
     learn_s, babble_s, voice_s = 4.0, 6.0, 0.8
     x = _white(learn_s + babble_s + voice_s + 1.0, -30.0, 5)
     for t in np.arange(learn_s + 0.2, learn_s + babble_s - 0.3, 0.75):
