@@ -25,7 +25,11 @@ Scoring, against the ground truth of the corpus (speech regions of the clean sou
   turn's last speech sample (missed and merged turns excluded, and a turn the end of the
   audio closed: that end is not a decision);
 * committed audio: novad commits exactly what its gate sent in each turn; upstream appends
-  everything and each commit carries all audio since the previous commit.
+  everything and each commit carries all audio since the previous commit;
+* upstream runs ``UPSTREAM_RUNS`` times per condition and each figure is the median of its
+  runs: its stream does not repeat itself (the 24 -> 16 kHz ``rtc.AudioResampler`` gives
+  int16 that differs by 1-2 LSB from run to run, so Silero's first window already scores
+  differently), while novad's detector is deterministic and runs once.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ FRAME = SR // 100
 WINDOW_S = 0.5
 _LEAD_S = 0.1
 IMPLS = ("novad", "upstream")
+UPSTREAM_RUNS = 3
+_RUN_KEYS = ("split", "merged", "false", "eot_p95")  # each upstream run's, kept in the results
 SECTION_START = "<!-- realspeech:start -->"
 SECTION_END = "<!-- realspeech:end -->"
 
@@ -202,9 +208,11 @@ def measure(n_turns: int = 96, seed: int = 1, log: Any = print) -> dict[str, Any
     }
     for name, kind, snr in corpus.CONDITIONS:
         pcm = corpus.with_noise(conv, None if kind is None else noises[kind], snr)
+        runs = [score(conv, asyncio.run(_upstream(pcm))) for _ in range(UPSTREAM_RUNS)]
         row = {
             "novad": score(conv, _novad(pcm)),
-            "upstream": score(conv, asyncio.run(_upstream(pcm))),
+            "upstream": _median(runs),
+            "upstream_runs": [{k: r[k] for k in _RUN_KEYS} for r in runs],
         }
         res["conditions"][name] = row
         n, u = row["novad"], row["upstream"]
@@ -216,6 +224,22 @@ def measure(n_turns: int = 96, seed: int = 1, log: Any = print) -> dict[str, Any
         )
     res["total_s"] = time.perf_counter() - t0
     return res
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure of ``score`` as the median over ``runs`` (by kind, for false turns)."""
+    out: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        if key == "false_by_kind":
+            kinds = sorted({k for r in runs for k in r[key]})
+            counts = {k: int(np.median([r[key].get(k, 0) for r in runs])) for k in kinds}
+            out[key] = {k: v for k, v in counts.items() if v}
+        elif isinstance(first, int):
+            out[key] = int(np.median([r[key] for r in runs]))
+        else:
+            values = [r[key] for r in runs if r[key] is not None]
+            out[key] = float(np.median(values)) if values else None
+    return out
 
 
 def _ms(x: float | None) -> str:
@@ -262,7 +286,10 @@ def render(res: dict[str, Any]) -> str:
         "audio per condition for novad (`ClientTurnDetector`, default `ClientVad`, 500 ms "
         "window) and upstream (`silero.VAD.load(min_silence_duration=0.5)` stream). Measured in "
         "audio time (10 ms pushes, as fast as the detector takes them), so load does not "
-        "change a figure. How turns are scored: `bench/realspeech.py`.",
+        "change a figure. How turns are scored: `bench/realspeech.py`. Upstream's figures "
+        f"are medians of {UPSTREAM_RUNS} runs of each condition: its stream does not repeat "
+        "itself (its 24 -> 16 kHz resampler's int16 output differs by 1-2 LSB from run to "
+        "run); novad's detector is deterministic.",
         "",
         "| condition | impl | turns detected / true | missed | split | merged | false turns "
         "(on distractors) | end of turn p50 / p95 | speech committed | committed s / speech s |",
@@ -294,6 +321,15 @@ def render(res: dict[str, Any]) -> str:
     for name, row in res["conditions"].items():
         missed = _targets(name, row["novad"], row["upstream"])
         w.append(f"- {name}: " + ("all met" if not missed else "**not met**: " + "; ".join(missed)))
+    w += ["", "Upstream's runs (split / merged / false / end of turn p95):", ""]
+    for name, row in res["conditions"].items():
+        runs = row.get("upstream_runs") or []
+        w.append(
+            f"- {name}: "
+            + ", ".join(
+                f"{r['split']} / {r['merged']} / {r['false']} / {_ms(r['eot_p95'])}" for r in runs
+            )
+        )
     kinds: dict[str, dict[str, int]] = {impl: {} for impl in IMPLS}
     for row in res["conditions"].values():
         for impl in IMPLS:
