@@ -41,14 +41,12 @@ class BabbleGuard:
 
     Positions are the detector's absolute byte offsets (the end of the window just scored).
     Outside babble both rules let everything through and harmonicity is never computed.
+    A detector's reset makes a new guard, as it makes a new ``NoiseTracker``.
     """
 
     __slots__ = ("_cue_at", "_heard_at")
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
         self._cue_at = _NEVER  # idle: the last periodic or strong window
         self._heard_at = _NEVER  # in a turn: the last audible window
 

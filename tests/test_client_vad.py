@@ -20,6 +20,11 @@ pytestmark = pytest.mark.timeout(60)
 SR = 24000
 
 
+def _pcm(x: np.ndarray) -> bytes:
+    """Float samples (int16 scale) as PCM16, rounded and clipped."""
+    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+
+
 @pytest.mark.parametrize("frame_ms", [10, 20, 7])
 @pytest.mark.parametrize("silence_ms", [300, 500, 800])
 def test_turns_are_exact_and_end_one_silence_window_after_the_speech(
@@ -104,7 +109,7 @@ def test_real_speech_with_a_pause_a_cough_and_music_is_one_whole_turn(
 def test_real_speech_in_noise_decides_the_same_however_it_is_pushed() -> None:
     clean = np.frombuffer(read_wav(FIXTURES / REAL), dtype="<i2").astype(np.float64)
     noise = np.random.default_rng(3).standard_normal(len(clean)) * 300.0  # ~ -41 dBFS
-    pcm = np.clip(np.round(clean + noise), -32768, 32767).astype("<i2").tobytes()
+    pcm = _pcm(clean + noise)
     reference = _gate_output(pcm, 480)
     assert reference[1], "no turn at all"
     for step in (2 * 7 * 24, 4800, 24000 * 2 + 2, len(pcm)):
@@ -206,8 +211,7 @@ def test_the_noise_tracker_learns_silero_s_score_on_the_noise_not_on_sounds() ->
 
 def _noisy(clean: bytes, noise_rms: float, seed: int) -> bytes:
     x = np.frombuffer(clean, dtype="<i2").astype(np.float64)
-    x = x + np.random.default_rng(seed).standard_normal(len(x)) * noise_rms
-    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+    return _pcm(x + np.random.default_rng(seed).standard_normal(len(x)) * noise_rms)
 
 
 @pytest.mark.parametrize("noise_rms", [0.0, 300.0])  # digital silence, ~ -41 dBFS of noise
@@ -305,7 +309,7 @@ def test_a_loud_word_silero_scores_low_in_babble_starts_a_turn_by_its_soft_end(
         x[at : at + int(SR * word_s)] += _tone(word_s, -12.0)
     soft = at + int(SR * word_s)
     x[soft : soft + int(SR * end_s)] += _tone(end_s, -31.0)
-    pcm = np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+    pcm = _pcm(x)
     det = ClientTurnDetector(ClientVad(), scorer=_babble_like_score)
     trace = gate_turns(det, pcm, 480)
     if not loud_first:
@@ -335,10 +339,6 @@ class _BabbleScorer:
 def _white(seconds: float, db: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.standard_normal(int(SR * seconds)) * 32768 * 10 ** (db / 20)
-
-
-def _pcm(x: np.ndarray) -> bytes:
-    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
 
 
 def test_in_babble_a_turn_ends_though_silero_goes_on_scoring_the_noise_as_speech() -> None:
