@@ -22,7 +22,11 @@ from livekit import rtc
 from livekit.agents import AgentSession
 
 from livekit_plugins_openai_novad.testing.agent_harness import RoomlessAgent, start_roomless
-from livekit_plugins_openai_novad.testing.agent_io import RealtimeAudioOutput, read_wav
+from livekit_plugins_openai_novad.testing.agent_io import (
+    RealtimeAudioOutput,
+    WavAudioInput,
+    read_wav,
+)
 
 __all__ = [
     "Impl",
@@ -156,14 +160,19 @@ def build_agent_session(impl: Impl, vad: Any = None) -> AgentSession:
     )
 
 
-async def start_session(impl: Impl, base_url: str, key: str, vad: Any = None) -> BenchSession:
-    """``vad``: the anchor's shared Silero (default: one loaded for this session)."""
+async def start_session(
+    impl: Impl, base_url: str, key: str, vad: Any = None, *, shared_clock: bool = True
+) -> BenchSession:
+    """``vad``: the anchor's shared Silero (default: one loaded for this session).
+    ``shared_clock``: the mic's frames fall due on the process's 10 ms grid, as a LiveKit
+    worker receives room audio (``WavAudioInput``); False: on its own phase."""
     model = build_model(impl, base_url, key)
     speaker = MeteredAudioOutput()
     started = await start_roomless(
         model,
         session=build_agent_session(impl, vad),
         speaker=speaker,
+        mic=WavAudioInput(shared_clock=shared_clock),
         instructions="You are a benchmark agent.",
     )
     return BenchSession(

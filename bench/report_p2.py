@@ -159,6 +159,16 @@ def _cpu_reps_table(res: dict[str, Any], w: Callable[[str], None]) -> None:
     w("")
 
 
+_MIC_CLOCK = {
+    "shared": "The mics' 10 ms frames fall due on one clock for the whole process (the same "
+    "instants for every session), as a LiveKit worker receives room audio: its one audio "
+    "device pulls every remote track of the process each 10 ms (livekit rust-sdks, "
+    "`webrtc-sys/src/audio_device.cpp`). `--mic-clock own` gives each mic the phase its "
+    "session started at instead.",
+    "own": "Each mic's 10 ms frames keep the phase its session started at.",
+}
+
+
 def render_p2(res: dict[str, Any], w: Callable[[str], None]) -> None:
     cfg = res["config"]
     by_mode = p2_by_mode(res)
@@ -168,7 +178,9 @@ def render_p2(res: dict[str, Any], w: Callable[[str], None]) -> None:
         f"N concurrent sessions in one process, each its own AgentSession + model + server "
         f"connection, each playing `{cfg['fixture']}` {cfg['p2_loops']}x "
         f"({cfg['fixture_s'] * cfg['p2_loops']:.1f} s) behind a per-session offset of "
-        "0-4.3 s (turn ends spread, not simultaneous). Hosted as a LiveKit worker hosts jobs:"
+        "0-4.3 s (turn ends spread, not simultaneous). "
+        + _MIC_CLOCK.get(cfg.get("p2_mic_clock", "own"), "")
+        + " Hosted as a LiveKit worker hosts jobs:"
     )
     w("")
     for mode in by_mode:

@@ -245,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="P2: runs of the first step per implementation, interleaved, for CPU per session",
     )
+    ap.add_argument(
+        "--mic-clock",
+        choices=("shared", "own"),
+        default="shared",
+        help="P2: the sessions' mic frames fall due on one 10 ms grid, as a LiveKit worker "
+        "receives room audio (shared), or each on the phase its session started at (own)",
+    )
     ap.add_argument("--switches", type=int, default=240, help="P3 switches per implementation")
     ap.add_argument("--profile-n", type=int, default=50, help="cProfile step size (0 = none)")
     ap.add_argument(
@@ -303,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             "lag_probe_ms": PROBE_INTERVAL_S * 1000,
             "p2_refine": args.refine,
             "p2_cpu_reps": args.cpu_reps,
+            "p2_mic_clock": args.mic_clock,
             "p2_modes": modes,
             "p3_switches": args.switches,
             "silero_runtime": os.environ.get("NOVAD_SILERO_RUNTIME") or "default",
@@ -348,7 +356,13 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
 
             def step(n: int, impl: str, mode: str = mode, rep: int = 0) -> dict[str, Any]:
-                spec = {"kind": "p2", "impl": impl, "n": n, "loops": args.p2_loops}
+                spec = {
+                    "kind": "p2",
+                    "impl": impl,
+                    "n": n,
+                    "loops": args.p2_loops,
+                    "mic_clock": args.mic_clock,
+                }
                 r = run_worker(
                     f"p2-{mode}-{impl}-{n}" + (f"-rep{rep}" if rep else ""),
                     {**spec, "mode": mode},
@@ -390,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             for impl in IMPLS:  # diagnostics, not part of the P2 figures
                 found[impl] = run_worker(
                     f"{label}-{impl}-{n}",
-                    {"kind": "p2", "impl": impl, "n": n, "loops": 1, **flags},
+                    {"kind": "p2", "impl": impl, "n": n, "loops": 1, "mic_clock": args.mic_clock}
+                    | flags,
                     timeout=(fx.duration_s + 90 + n * 2) * slowdown,
                 )
                 _log(f"{label} {impl} N={n}: {_p2_line(found[impl])}")

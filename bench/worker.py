@@ -95,7 +95,7 @@ def _mic_lateness(s: BenchSession, first_frame: int, end_frame: int) -> list[flo
     the mic goes on after it, while the worker gathers its figures (a GC census blocks the
     loop for ~0.1 s), and those frames are not the session's doing."""
     mic = s.mic
-    t0 = getattr(mic, "_t0", None) or mic.push_times[0]
+    t0 = mic.started_at or mic.push_times[0]
     return input_lateness(mic.push_times[:end_frame], t0, mic.frame_samples / SR, first_frame)
 
 
@@ -184,6 +184,7 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
     n = int(spec["n"])
     loops = int(spec.get("loops", 2))
     mode = str(spec.get("mode", "plain"))
+    shared_clock = spec.get("mic_clock", "shared") == "shared"
     profile = bool(spec.get("profile", False)) and mode != "thread_executor"
     fx = load_fixture(spec.get("fixture", "three_turns.wav"))
     server = start_server(reply_s=float(spec.get("reply_s", 0.3)))
@@ -201,7 +202,9 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
 
             async def start(key: str = key) -> BenchSession:
                 vad = setup_job(impl) if jobs.threaded else shared
-                return await start_session(impl, server.base_url, key, vad=vad)
+                return await start_session(
+                    impl, server.base_url, key, vad=vad, shared_clock=shared_clock
+                )
 
             sessions.append(await jobs.run(jobs.add(), start))
         keys = [s.key for s in sessions]
@@ -318,6 +321,7 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
         "kind": "p2",
         "impl": impl,
         "mode": mode,
+        "mic_clock": "shared" if shared_clock else "own",
         "n": n,
         "event_loops": len(probes),
         "session": desc,

@@ -47,11 +47,12 @@ async def start_roomless(
     *,
     session: AgentSession | None = None,
     speaker: RealtimeAudioOutput | None = None,
+    mic: WavAudioInput | None = None,
     instructions: str = DEFAULT_INSTRUCTIONS,
 ) -> RoomlessAgent:
     """Start ``session`` (a plain ``AgentSession()`` by default) on ``model``, room-less."""
     session = session or AgentSession()
-    mic = WavAudioInput()
+    mic = mic or WavAudioInput()
     speaker = speaker or RealtimeAudioOutput()
     session.input.audio = mic
     session.output.audio = speaker

@@ -8,6 +8,7 @@ each sample was pushed; ``RealtimeAudioOutput`` plays the agent's audio against 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import wave
 from dataclasses import dataclass, field
@@ -35,12 +36,21 @@ class WavAudioInput(io.AudioInput):
     Between clips it feeds digital silence, like an open microphone. ``push_times[i]`` is
     the ``time.perf_counter()`` at which the frame holding sample ``i * frame_samples`` of
     the whole stream (silence included) was handed to the session.
+
+    ``shared_clock``: frames fall due on one grid for the whole process (multiples of the
+    frame duration on ``time.perf_counter()``), so every input made with it hands over its
+    frames at the same instants, as LiveKit delivers the remote audio of a process: one
+    audio device pulls every track each 10 ms. Without it, the first frame goes out at once
+    and each input keeps the phase its session happened to start at.
     """
 
-    def __init__(self, *, frame_ms: int = 10, label: str = "wav-input") -> None:
+    def __init__(
+        self, *, frame_ms: int = 10, label: str = "wav-input", shared_clock: bool = False
+    ) -> None:
         super().__init__(label=label)
         self._frame_samples = SAMPLE_RATE * frame_ms // 1000
         self._frame_s = frame_ms / 1000
+        self._shared_clock = shared_clock
         self._queue = bytearray()
         self._closed = False
         self._t0: float | None = None
@@ -69,6 +79,11 @@ class WavAudioInput(io.AudioInput):
     def close(self) -> None:
         self._closed = True
 
+    @property
+    def started_at(self) -> float | None:
+        """When the first frame fell due (``time.perf_counter()``); None before it."""
+        return self._t0
+
     def time_of_sample(self, index: int) -> float:
         """When the frame holding stream sample ``index`` was pushed."""
         return self.push_times[index // self._frame_samples]
@@ -77,7 +92,8 @@ class WavAudioInput(io.AudioInput):
         if self._closed:
             raise StopAsyncIteration
         if self._t0 is None:
-            self._t0 = time.perf_counter()
+            now = time.perf_counter()
+            self._t0 = math.ceil(now / self._frame_s) * self._frame_s if self._shared_clock else now
         # real-time pacing of a microphone, not a test wait
         delay = self._t0 + self._n * self._frame_s - time.perf_counter()
         if delay > 0:
