@@ -161,18 +161,25 @@ def build_agent_session(impl: Impl, vad: Any = None) -> AgentSession:
 
 
 async def start_session(
-    impl: Impl, base_url: str, key: str, vad: Any = None, *, shared_clock: bool = True
+    impl: Impl,
+    base_url: str,
+    key: str,
+    vad: Any = None,
+    *,
+    shared_clock: bool = True,
+    frame_ms: int = 10,
 ) -> BenchSession:
     """``vad``: the anchor's shared Silero (default: one loaded for this session).
     ``shared_clock``: the mic's frames fall due on the process's 10 ms grid, as a LiveKit
-    worker receives room audio (``WavAudioInput``); False: on its own phase."""
+    worker receives room audio (``WavAudioInput``); False: on its own phase.
+    ``frame_ms``: the mic's frame size (a LiveKit room's input hands over 50 ms frames)."""
     model = build_model(impl, base_url, key)
     speaker = MeteredAudioOutput()
     started = await start_roomless(
         model,
         session=build_agent_session(impl, vad),
         speaker=speaker,
-        mic=WavAudioInput(shared_clock=shared_clock),
+        mic=WavAudioInput(shared_clock=shared_clock, frame_ms=frame_ms),
         instructions="You are a benchmark agent.",
     )
     return BenchSession(

@@ -6,6 +6,7 @@ from typing import Any
 
 from .p5 import render_p5
 from .realspeech import render as realspeech_section
+from .report_frames import render_frames_check
 from .report_p2 import p2_by_mode, p2_targets, render_p2
 
 __all__ = ["render"]
@@ -127,6 +128,7 @@ def render(res: dict[str, Any]) -> str:
     # ---------------------------------------------------------------- P2
     if res.get("p2"):
         render_p2(res, w)
+        render_frames_check(res, w)
 
     # ---------------------------------------------------------------- P3
     p3 = res.get("p3")

@@ -6,21 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 from .hosting import MODES
+from .p2_rows import IMPLS, LIMITS, NA, limit, limit_text, ratio_of_limits, row_ok
+from .report_frames import mic_text
 
 __all__ = ["p2_by_mode", "render_p2", "p2_targets", "limit", "baseline_verdict", "cpu_ratios"]
 
-NA = "n/a"
-IMPLS = ("novad", "upstream")
-LIMITS = (("keeps_real_time", "real time"), ("keeps_real_time_strict", "strict"))
 TARGETS = (  # (what, figure, how a ratio novad/upstream meets it)
     ("sessions per process keeping real time", "keeps_real_time", ">= 3"),
     ("sessions per process, strict", "keeps_real_time_strict", ">= 3"),
 )
 CPU_TARGET = 0.3  # CPU per session, novad/upstream, at most
-
-
-def _ok(r: dict[str, Any]) -> bool:
-    return "error" not in r
 
 
 def _ms(x: float | None, digits: int = 0) -> str:
@@ -39,25 +34,9 @@ def p2_by_mode(res: dict[str, Any]) -> dict[str, dict[str, list[dict[str, Any]]]
     return p2
 
 
-def limit(rows: list[dict[str, Any]], key: str) -> tuple[int | None, dict[str, Any] | None]:
-    """(largest N with every N up to it passing ``key``, the first row failing it)."""
-    best = None
-    for r in sorted(rows, key=lambda r: r["spec"]["n"]):
-        if not _ok(r) or not r[key]:
-            return best, r
-        best = r["n"]
-    return best, None
-
-
-def _n(best: int | None, miss: dict[str, Any] | None) -> str:
-    if best is None:
-        return "none"
-    return f">= {best}" if miss is None else str(best)
-
-
 def why(r: dict[str, Any]) -> str:
     """What failed in a step, from its numbers."""
-    if not _ok(r):
+    if not row_ok(r):
         return r["error"]
     out = []
     if (r["loop_lag"]["p99"] or 0) >= 0.050:
@@ -80,24 +59,12 @@ def why(r: dict[str, Any]) -> str:
     return "; ".join(out) or "nothing"
 
 
-def _ratio_of_limits(a: tuple[int | None, Any], b: tuple[int | None, Any]) -> str:
-    (na, ma), (nb, mb) = a, b
-    if not na or not nb:
-        return NA
-    x = f"{na / nb:.1f}"
-    if ma is None and mb is not None:
-        return ">= " + x  # novad never missed: its limit is above the largest step
-    if mb is None and ma is not None:
-        return "<= " + x
-    return x if ma is not None else f"{x} (neither missed)"
-
-
 def _cpu_ratios(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> list[float]:
-    b_at = {r["n"]: r for r in rows_b if _ok(r) and r["keeps_real_time"]}
+    b_at = {r["n"]: r for r in rows_b if row_ok(r) and r["keeps_real_time"]}
     return [
         r["cpu_percent_per_session"] / b_at[r["n"]]["cpu_percent_per_session"]
         for r in rows_a
-        if _ok(r) and r["keeps_real_time"] and r["n"] in b_at
+        if row_ok(r) and r["keeps_real_time"] and r["n"] in b_at
     ]
 
 
@@ -159,16 +126,6 @@ def _cpu_reps_table(res: dict[str, Any], w: Callable[[str], None]) -> None:
     w("")
 
 
-_MIC_CLOCK = {
-    "shared": "The mics' 10 ms frames fall due on one clock for the whole process (the same "
-    "instants for every session), as a LiveKit worker receives room audio: its one audio "
-    "device pulls every remote track of the process each 10 ms (livekit rust-sdks, "
-    "`webrtc-sys/src/audio_device.cpp`). `--mic-clock own` gives each mic the phase its "
-    "session started at instead.",
-    "own": "Each mic's 10 ms frames keep the phase its session started at.",
-}
-
-
 def render_p2(res: dict[str, Any], w: Callable[[str], None]) -> None:
     cfg = res["config"]
     by_mode = p2_by_mode(res)
@@ -179,7 +136,7 @@ def render_p2(res: dict[str, Any], w: Callable[[str], None]) -> None:
         f"connection, each playing `{cfg['fixture']}` {cfg['p2_loops']}x "
         f"({cfg['fixture_s'] * cfg['p2_loops']:.1f} s) behind a per-session offset of "
         "0-4.3 s (turn ends spread, not simultaneous). "
-        + _MIC_CLOCK.get(cfg.get("p2_mic_clock", "own"), "")
+        + mic_text(cfg)
         + " Hosted as a LiveKit worker hosts jobs:"
     )
     w("")
@@ -212,14 +169,14 @@ def render_p2(res: dict[str, Any], w: Callable[[str], None]) -> None:
         for impl in IMPLS:
             rows = by_impl.get(impl, [])
             lims[impl] = {key: limit(rows, key) for key, _ in LIMITS}
-            ok = [r for r in rows if _ok(r) and r["keeps_real_time"]]
+            ok = [r for r in rows if row_ok(r) and r["keeps_real_time"]]
             cpu = (
                 f"{min(r['cpu_percent_per_session'] for r in ok):.2f}-"
                 f"{max(r['cpu_percent_per_session'] for r in ok):.2f} %"
                 if ok
                 else NA
             )
-            rss = [r["rss_mib"]["per_session"] for r in rows if _ok(r) and "rss_mib" in r]
+            rss = [r["rss_mib"]["per_session"] for r in rows if row_ok(r) and "rss_mib" in r]
             rss_s = f"{min(rss):.2f}-{max(rss):.2f} MiB" if rss else NA
             misses = []
             rt_miss = lims[impl]["keeps_real_time"][1]
@@ -232,16 +189,16 @@ def render_p2(res: dict[str, Any], w: Callable[[str], None]) -> None:
                     continue
                 misses.append(f"{label} at N={miss['spec']['n']}: {why(miss)}")
             w(
-                f"| {mode} | {impl} | {_n(*lims[impl]['keeps_real_time'])} | "
-                f"{_n(*lims[impl]['keeps_real_time_strict'])} | {cpu} | {rss_s} | "
+                f"| {mode} | {impl} | {limit_text(*lims[impl]['keeps_real_time'])} | "
+                f"{limit_text(*lims[impl]['keeps_real_time_strict'])} | {cpu} | {rss_s} | "
                 + ("<br>".join(misses) or "no step missed")
                 + " |"
             )
         cpu_r, median = cpu_ratios(res, mode)
         w(
             f"| {mode} | **ratio** | "
-            f"{_ratio_of_limits(lims['novad']['keeps_real_time'], lims['upstream']['keeps_real_time'])} | "  # noqa: E501
-            f"{_ratio_of_limits(lims['novad']['keeps_real_time_strict'], lims['upstream']['keeps_real_time_strict'])} | "  # noqa: E501
+            f"{ratio_of_limits(lims['novad']['keeps_real_time'], lims['upstream']['keeps_real_time'])} | "  # noqa: E501
+            f"{ratio_of_limits(lims['novad']['keeps_real_time_strict'], lims['upstream']['keeps_real_time_strict'])} | "  # noqa: E501
             + _cpu_cell(cpu_r, median)
             + " | | |"
         )
@@ -261,7 +218,7 @@ def _ratios(res: dict[str, Any], mode: str) -> dict[str, Any]:
     out: dict[str, Any] = {"cpu": cpu, "cpu_median": median}
     for key, _ in LIMITS:
         la, lb = limit(a, key), limit(b, key)
-        out[key] = (la[0], lb[0], _ratio_of_limits(la, lb))
+        out[key] = (la[0], lb[0], ratio_of_limits(la, lb))
     return out
 
 
@@ -337,7 +294,7 @@ def _mode_table(
     )
     for r in rows:
         n, impl = r["spec"]["n"], r["spec"]["impl"]
-        if not _ok(r):
+        if not row_ok(r):
             w(f"| {n} | {impl} | {r['error']} |" + " |" * 11)
             continue
         g = r["gc"]
@@ -376,12 +333,12 @@ def _gc_findings(
     w("")
     for mode, by_impl in by_mode.items():
         for impl in IMPLS:
-            rows = [r for r in by_impl.get(impl, []) if _ok(r) and "gc_census" in r]
+            rows = [r for r in by_impl.get(impl, []) if row_ok(r) and "gc_census" in r]
             if not rows:
                 continue
             r = max(rows, key=lambda r: r["n"])
             c0, c1 = r["gc_census"], r.get("gc_census_end") or r["gc_census"]
-            full = [x for x in by_impl[impl] if _ok(x) and x["gc"]["collections"][2]]
+            full = [x for x in by_impl[impl] if row_ok(x) and x["gc"]["collections"][2]]
             pauses = ", ".join(
                 f"N={x['n']}: {x['gc']['collections'][2]}x, longest "
                 f"{x['gc']['gen2_pause_max_ms']:.0f} ms"
@@ -398,7 +355,7 @@ def _gc_findings(
     found = {
         impl: r
         for impl, r in (res.get("gc_sources") or {}).items()
-        if _ok(r) and r.get("gc_sources")
+        if row_ok(r) and r.get("gc_sources")
     }
     if found:
         w("")
@@ -434,7 +391,7 @@ def p2_targets(res: dict[str, Any], w: Callable[[str], None]) -> None:
         parts = []
         for what, key, _goal in TARGETS:
             la, lb = limit(a, key), limit(b, key)
-            ratio = _ratio_of_limits(la, lb)
+            ratio = ratio_of_limits(la, lb)
             try:
                 met = float(ratio.split()[-1] if ratio.startswith(">=") else ratio) >= 3.0
             except ValueError:
@@ -443,7 +400,7 @@ def p2_targets(res: dict[str, Any], w: Callable[[str], None]) -> None:
                 met = False
             parts.append(
                 f"{what} >= 3x upstream's: **{'met' if met else 'not met'}** "
-                f"({_n(*la)} vs {_n(*lb)}, ratio {ratio})"
+                f"({limit_text(*la)} vs {limit_text(*lb)}, ratio {ratio})"
             )
         cpu, median = cpu_ratios(res, mode)
         if median:

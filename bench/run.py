@@ -37,6 +37,8 @@ WORK = BENCH / "_work"
 DEFAULT_STEPS = (10, 25, 50, 100, 200, 300)
 PARTS = ("p1", "realspeech", "p5", "p3", "p2")  # p1 includes P4 and the offline detector floor
 LIMITS = ("keeps_real_time", "keeps_real_time_strict")
+ROOM_FRAME_MS = 50  # livekit-agents RoomIO: AudioInputOptions.frame_size_ms
+FINE_FRAME_MS = 10  # the audio device's own tick: the finest frames a track can hand over
 
 
 def _log(msg: str) -> None:
@@ -252,6 +254,19 @@ def main(argv: list[str] | None = None) -> int:
         help="P2: the sessions' mic frames fall due on one 10 ms grid, as a LiveKit worker "
         "receives room audio (shared), or each on the phase its session started at (own)",
     )
+    ap.add_argument(
+        "--mic-frame-ms",
+        type=int,
+        default=ROOM_FRAME_MS,
+        help="P2: the mics' frame size; a LiveKit room's input hands the agent 50 ms frames "
+        "(RoomIO's AudioInputOptions.frame_size_ms)",
+    )
+    ap.add_argument(
+        "--frames-check",
+        default="thread_executor",
+        help="P2 hostings also measured at 10 ms mic frames, limits only (comma separated; "
+        "empty: none)",
+    )
     ap.add_argument("--switches", type=int, default=240, help="P3 switches per implementation")
     ap.add_argument("--profile-n", type=int, default=50, help="cProfile step size (0 = none)")
     ap.add_argument(
@@ -278,7 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    for name, given, known in (("--only", parts, PARTS), ("--modes", modes, tuple(MODES))):
+    checks = [m.strip() for m in args.frames_check.split(",") if m.strip()]
+    if args.mic_frame_ms <= 0 or args.mic_frame_ms % FINE_FRAME_MS:
+        ap.error(f"--mic-frame-ms: a positive multiple of {FINE_FRAME_MS}")
+    for name, given, known in (
+        ("--only", parts, PARTS),
+        ("--modes", modes, tuple(MODES)),
+        ("--frames-check", checks, tuple(MODES)),
+    ):
         bad = [x for x in given if x not in known]
         if bad:
             ap.error(f"{name}: unknown {', '.join(bad)} (known: {', '.join(known)})")
@@ -311,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             "p2_refine": args.refine,
             "p2_cpu_reps": args.cpu_reps,
             "p2_mic_clock": args.mic_clock,
+            "p2_mic_frame_ms": args.mic_frame_ms,
+            "p2_frames_check": checks if args.mic_frame_ms != FINE_FRAME_MS else [],
             "p2_modes": modes,
             "p3_switches": args.switches,
             "silero_runtime": os.environ.get("NOVAD_SILERO_RUNTIME") or "default",
@@ -355,20 +379,27 @@ def main(argv: list[str] | None = None) -> int:
         results["p2_cpu"] = {}
         for mode in modes:
 
-            def step(n: int, impl: str, mode: str = mode, rep: int = 0) -> dict[str, Any]:
+            def step(
+                n: int, impl: str, mode: str = mode, rep: int = 0, frame_ms: int = 0
+            ) -> dict[str, Any]:
+                frame_ms = frame_ms or args.mic_frame_ms
                 spec = {
                     "kind": "p2",
                     "impl": impl,
                     "n": n,
                     "loops": args.p2_loops,
                     "mic_clock": args.mic_clock,
+                    "mic_frame_ms": frame_ms,
                 }
-                r = run_worker(
-                    f"p2-{mode}-{impl}-{n}" + (f"-rep{rep}" if rep else ""),
-                    {**spec, "mode": mode},
-                    timeout=fx.duration_s * args.p2_loops + 90 + n * 2,
-                )
-                _log(f"P2 {mode} {impl} N={n}{f' (rep {rep})' if rep else ''}: {_p2_line(r)}")
+                name = f"p2-{mode}-{impl}-{n}" + (f"-rep{rep}" if rep else "")
+                if frame_ms != args.mic_frame_ms:
+                    name += f"-{frame_ms}ms"
+                timeout = fx.duration_s * args.p2_loops + 90 + n * 2
+                r = run_worker(name, {**spec, "mode": mode}, timeout=timeout)
+                shown = f" (rep {rep})" if rep else ""
+                if frame_ms != args.mic_frame_ms:
+                    shown += f" ({frame_ms} ms frames)"
+                _log(f"P2 {mode} {impl} N={n}{shown}: {_p2_line(r)}")
                 return r
 
             # CPU per session at the first step, where both keep real time: one step is
@@ -387,6 +418,16 @@ def main(argv: list[str] | None = None) -> int:
                     return known if n == steps[0] else step(n, impl)
 
                 results["p2"][mode][impl] = p2_series(series_step, steps, args.refine)
+            if mode in results["config"]["p2_frames_check"]:
+                # how far the figures depend on the frame size: the same series, 10 ms frames
+                results.setdefault("p2_frames_fine", {})[mode] = {
+                    impl: p2_series(
+                        lambda n, impl=impl: step(n, impl, frame_ms=FINE_FRAME_MS),
+                        steps,
+                        args.refine,
+                    )
+                    for impl in IMPLS
+                }
         baseline = BENCH / "baseline" / "results.json"
         if baseline.exists():  # python -m bench.baseline REV: the code before a change
             base = json.loads(baseline.read_text())
@@ -404,7 +445,14 @@ def main(argv: list[str] | None = None) -> int:
             for impl in IMPLS:  # diagnostics, not part of the P2 figures
                 found[impl] = run_worker(
                     f"{label}-{impl}-{n}",
-                    {"kind": "p2", "impl": impl, "n": n, "loops": 1, "mic_clock": args.mic_clock}
+                    {
+                        "kind": "p2",
+                        "impl": impl,
+                        "n": n,
+                        "loops": 1,
+                        "mic_clock": args.mic_clock,
+                        "mic_frame_ms": args.mic_frame_ms,
+                    }
                     | flags,
                     timeout=(fx.duration_s + 90 + n * 2) * slowdown,
                 )

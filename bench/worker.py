@@ -185,6 +185,7 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
     loops = int(spec.get("loops", 2))
     mode = str(spec.get("mode", "plain"))
     shared_clock = spec.get("mic_clock", "shared") == "shared"
+    frame_ms = int(spec.get("mic_frame_ms", 10))
     profile = bool(spec.get("profile", False)) and mode != "thread_executor"
     fx = load_fixture(spec.get("fixture", "three_turns.wav"))
     server = start_server(reply_s=float(spec.get("reply_s", 0.3)))
@@ -203,7 +204,12 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
             async def start(key: str = key) -> BenchSession:
                 vad = setup_job(impl) if jobs.threaded else shared
                 return await start_session(
-                    impl, server.base_url, key, vad=vad, shared_clock=shared_clock
+                    impl,
+                    server.base_url,
+                    key,
+                    vad=vad,
+                    shared_clock=shared_clock,
+                    frame_ms=frame_ms,
                 )
 
             sessions.append(await jobs.run(jobs.add(), start))
@@ -322,6 +328,7 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
         "impl": impl,
         "mode": mode,
         "mic_clock": "shared" if shared_clock else "own",
+        "mic_frame_ms": frame_ms,
         "n": n,
         "event_loops": len(probes),
         "session": desc,

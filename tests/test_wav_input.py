@@ -1,6 +1,6 @@
 """``WavAudioInput``'s clock: on a shared clock, inputs started at different moments hand over
-their frames at the same instants (the process's 10 ms grid); on its own, an input starts at
-once."""
+their frames on the process's 10 ms grid (10 ms frames at the same instants, longer frames on
+one of the grid's phases); on its own, an input starts at once."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ async def test_inputs_on_the_shared_clock_hand_over_frames_at_the_same_instants(
     offset = (b.started_at - a.started_at) / FRAME_S
     assert abs(offset - round(offset)) < 1e-6
     assert round(offset) >= 2  # b was started after a's third frame fell due
+
+
+@pytest.mark.timeout(10)
+async def test_longer_frames_on_the_shared_clock_start_on_the_10_ms_grid() -> None:
+    mic = WavAudioInput(shared_clock=True, frame_ms=50)
+    mic.play(bytes(2 * 1200 * 3))
+    frames = [await anext(mic) for _ in range(3)]
+    assert [f.samples_per_channel for f in frames] == [1200] * 3
+    assert mic.started_at is not None
+    assert _frames_from_grid(mic.started_at) < 1e-6  # on the 10 ms tick, not a 50 ms one
+    assert mic.time_of_sample(1200 * 2 + 5) == mic.push_times[2]
+    # frame i falls due 50 ms * i after the first, and none goes out before it is due
+    t0 = mic.started_at
+    assert all(t >= t0 + i * 0.050 - 0.001 for i, t in enumerate(mic.push_times))
 
 
 @pytest.mark.timeout(10)

@@ -20,6 +20,7 @@ from livekit.agents.voice import io
 __all__ = ["WavAudioInput", "RealtimeAudioOutput", "PlayedSegment", "read_wav"]
 
 SAMPLE_RATE = 24000
+TICK_S = 0.010  # LiveKit's audio device pulls every remote track once per 10 ms
 
 
 def read_wav(path: str | Path) -> bytes:
@@ -37,11 +38,13 @@ class WavAudioInput(io.AudioInput):
     the ``time.perf_counter()`` at which the frame holding sample ``i * frame_samples`` of
     the whole stream (silence included) was handed to the session.
 
-    ``shared_clock``: frames fall due on one grid for the whole process (multiples of the
-    frame duration on ``time.perf_counter()``), so every input made with it hands over its
-    frames at the same instants, as LiveKit delivers the remote audio of a process: one
-    audio device pulls every track each 10 ms. Without it, the first frame goes out at once
-    and each input keeps the phase its session happened to start at.
+    ``shared_clock``: the first frame falls due on the process's 10 ms tick (a multiple of
+    10 ms on ``time.perf_counter()``), as LiveKit delivers the remote audio of a process: one
+    audio device pulls every track each 10 ms, and a track's stream hands over a frame each
+    ``frame_ms`` of those pulls (RoomIO's default is 50 ms). So 10 ms frames of every input
+    fall due at the same instants, and longer frames on one of the tick's phases, picked by
+    when the input started. Without it, the first frame goes out at once and each input
+    keeps the phase its session happened to start at.
     """
 
     def __init__(
@@ -93,7 +96,7 @@ class WavAudioInput(io.AudioInput):
             raise StopAsyncIteration
         if self._t0 is None:
             now = time.perf_counter()
-            self._t0 = math.ceil(now / self._frame_s) * self._frame_s if self._shared_clock else now
+            self._t0 = math.ceil(now / TICK_S) * TICK_S if self._shared_clock else now
         # real-time pacing of a microphone, not a test wait
         delay = self._t0 + self._n * self._frame_s - time.perf_counter()
         if delay > 0:
