@@ -23,6 +23,7 @@ from livekit.agents import AgentSession
 
 from livekit_plugins_openai_novad.testing.agent_harness import RoomlessAgent, start_roomless
 from livekit_plugins_openai_novad.testing.agent_io import (
+    TICK_S,
     RealtimeAudioOutput,
     WavAudioInput,
     read_wav,
@@ -32,6 +33,8 @@ __all__ = [
     "Impl",
     "IMPLS",
     "SILENCE_WINDOW_S",
+    "ROOM_FRAME_MS",
+    "TICK_FRAME_MS",
     "FIXTURES",
     "Fixture",
     "load_fixture",
@@ -44,6 +47,8 @@ __all__ = [
 Impl = Literal["novad", "upstream"]
 IMPLS: tuple[Impl, ...] = ("novad", "upstream")
 SILENCE_WINDOW_S = 0.5  # novad's ClientVad default; passed to the anchor's Silero
+ROOM_FRAME_MS = 50  # what a LiveKit room's input hands the agent: RoomIO's frame_size_ms
+TICK_FRAME_MS = round(TICK_S * 1000)  # one audio-device tick: the finest frames a track gives
 SR = 24000
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
@@ -167,7 +172,7 @@ async def start_session(
     vad: Any = None,
     *,
     shared_clock: bool = True,
-    frame_ms: int = 10,
+    frame_ms: int = TICK_FRAME_MS,
 ) -> BenchSession:
     """``vad``: the anchor's shared Silero (default: one loaded for this session).
     ``shared_clock``: the mic's frames fall due on the process's 10 ms grid, as a LiveKit

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .agents import ROOM_FRAME_MS, TICK_FRAME_MS
 from .p2_rows import IMPLS, LIMITS, NA, limit, limit_text, ratio_of_limits, row_ok
 
 __all__ = ["mic_text", "render_frames_check"]
@@ -23,12 +24,12 @@ _MIC_CLOCK = {
 
 def mic_text(cfg: dict[str, Any]) -> str:
     """What the P2 mics hand over, and when (runs before the frame size was an option: 10 ms)."""
-    frame_ms = cfg.get("p2_mic_frame_ms", 10)
+    frame_ms = cfg.get("p2_mic_frame_ms", TICK_FRAME_MS)
     size = (
         f"The mics hand over {frame_ms} ms frames, what a LiveKit room's input gives the "
         "agent by default (RoomIO's `AudioInputOptions.frame_size_ms = 50`, livekit-agents "
         "`voice/room_io/types.py`). "
-        if frame_ms == 50
+        if frame_ms == ROOM_FRAME_MS
         else f"The mics hand over {frame_ms} ms frames. "
     )
     return size + _MIC_CLOCK.get(cfg.get("p2_mic_clock", "own"), "")
@@ -47,7 +48,7 @@ def render_frames_check(res: dict[str, Any], w: Callable[[str], None]) -> None:
     fine = res.get("p2_frames_fine") or {}
     if not fine:
         return
-    main_ms = res["config"].get("p2_mic_frame_ms", 10)
+    main_ms = res["config"].get("p2_mic_frame_ms", TICK_FRAME_MS)
     w("### P2 at 10 ms mic frames")
     w("")
     w(

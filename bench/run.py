@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .agents import IMPLS, SILENCE_WINDOW_S, load_fixture
+from .agents import IMPLS, ROOM_FRAME_MS, SILENCE_WINDOW_S, TICK_FRAME_MS, load_fixture
 from .floor import detector_floor
 from .headline import update_readme
 from .hosting import MODES
@@ -37,8 +37,6 @@ WORK = BENCH / "_work"
 DEFAULT_STEPS = (10, 25, 50, 100, 200, 300)
 PARTS = ("p1", "realspeech", "p5", "p3", "p2")  # p1 includes P4 and the offline detector floor
 LIMITS = ("keeps_real_time", "keeps_real_time_strict")
-ROOM_FRAME_MS = 50  # livekit-agents RoomIO: AudioInputOptions.frame_size_ms
-FINE_FRAME_MS = 10  # the audio device's own tick: the finest frames a track can hand over
 
 
 def _log(msg: str) -> None:
@@ -294,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     checks = [m.strip() for m in args.frames_check.split(",") if m.strip()]
-    if args.mic_frame_ms <= 0 or args.mic_frame_ms % FINE_FRAME_MS:
-        ap.error(f"--mic-frame-ms: a positive multiple of {FINE_FRAME_MS}")
+    if args.mic_frame_ms <= 0 or args.mic_frame_ms % TICK_FRAME_MS:
+        ap.error(f"--mic-frame-ms: a positive multiple of {TICK_FRAME_MS}")
     for name, given, known in (
         ("--only", parts, PARTS),
         ("--modes", modes, tuple(MODES)),
@@ -334,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             "p2_cpu_reps": args.cpu_reps,
             "p2_mic_clock": args.mic_clock,
             "p2_mic_frame_ms": args.mic_frame_ms,
-            "p2_frames_check": checks if args.mic_frame_ms != FINE_FRAME_MS else [],
+            "p2_frames_check": checks if args.mic_frame_ms != TICK_FRAME_MS else [],
             "p2_modes": modes,
             "p3_switches": args.switches,
             "silero_runtime": os.environ.get("NOVAD_SILERO_RUNTIME") or "default",
@@ -374,31 +372,28 @@ def main(argv: list[str] | None = None) -> int:
             c = results["p3"]["novad"]["confirm"]
             _log(f"P3 novad: p50 {c['p50'] * 1000:.2f} ms p95 {c['p95'] * 1000:.2f} ms")
 
+    def p2_spec(impl: str, n: int, loops: int, **extra: Any) -> dict[str, Any]:
+        """A P2 step as the worker takes it, on this run's mics."""
+        mics = {"mic_clock": args.mic_clock, "mic_frame_ms": args.mic_frame_ms}
+        return {"kind": "p2", "impl": impl, "n": n, "loops": loops, **mics, **extra}
+
     if "p2" in parts:
         results["p2"] = {mode: {} for mode in modes}
         results["p2_cpu"] = {}
         for mode in modes:
 
             def step(
-                n: int, impl: str, mode: str = mode, rep: int = 0, frame_ms: int = 0
+                n: int, impl: str, mode: str = mode, rep: int = 0, frame_ms: int | None = None
             ) -> dict[str, Any]:
-                frame_ms = frame_ms or args.mic_frame_ms
-                spec = {
-                    "kind": "p2",
-                    "impl": impl,
-                    "n": n,
-                    "loops": args.p2_loops,
-                    "mic_clock": args.mic_clock,
-                    "mic_frame_ms": frame_ms,
-                }
+                spec = p2_spec(impl, n, args.p2_loops, mode=mode)
                 name = f"p2-{mode}-{impl}-{n}" + (f"-rep{rep}" if rep else "")
-                if frame_ms != args.mic_frame_ms:
-                    name += f"-{frame_ms}ms"
-                timeout = fx.duration_s * args.p2_loops + 90 + n * 2
-                r = run_worker(name, {**spec, "mode": mode}, timeout=timeout)
                 shown = f" (rep {rep})" if rep else ""
-                if frame_ms != args.mic_frame_ms:
+                if frame_ms is not None:  # not the run's frame size
+                    spec["mic_frame_ms"] = frame_ms
+                    name += f"-{frame_ms}ms"
                     shown += f" ({frame_ms} ms frames)"
+                timeout = fx.duration_s * args.p2_loops + 90 + n * 2
+                r = run_worker(name, spec, timeout=timeout)
                 _log(f"P2 {mode} {impl} N={n}{shown}: {_p2_line(r)}")
                 return r
 
@@ -422,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                 # how far the figures depend on the frame size: the same series, 10 ms frames
                 results.setdefault("p2_frames_fine", {})[mode] = {
                     impl: p2_series(
-                        lambda n, impl=impl: step(n, impl, frame_ms=FINE_FRAME_MS),
+                        lambda n, impl=impl: step(n, impl, frame_ms=TICK_FRAME_MS),
                         steps,
                         args.refine,
                     )
@@ -445,15 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             for impl in IMPLS:  # diagnostics, not part of the P2 figures
                 found[impl] = run_worker(
                     f"{label}-{impl}-{n}",
-                    {
-                        "kind": "p2",
-                        "impl": impl,
-                        "n": n,
-                        "loops": 1,
-                        "mic_clock": args.mic_clock,
-                        "mic_frame_ms": args.mic_frame_ms,
-                    }
-                    | flags,
+                    p2_spec(impl, n, 1) | flags,
                     timeout=(fx.duration_s + 90 + n * 2) * slowdown,
                 )
                 _log(f"{label} {impl} N={n}: {_p2_line(found[impl])}")

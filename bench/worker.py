@@ -29,7 +29,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from .agents import SR, BenchSession, Fixture, Impl, load_fixture, start_session
+from .agents import (
+    ROOM_FRAME_MS,
+    SR,
+    BenchSession,
+    Fixture,
+    Impl,
+    load_fixture,
+    start_session,
+)
 from .hosting import JobLoops, prepare_process, setup_job
 from .metrics import (
     CpuMeter,
@@ -185,7 +193,7 @@ async def run_p2(spec: dict[str, Any]) -> dict[str, Any]:
     loops = int(spec.get("loops", 2))
     mode = str(spec.get("mode", "plain"))
     shared_clock = spec.get("mic_clock", "shared") == "shared"
-    frame_ms = int(spec.get("mic_frame_ms", 10))
+    frame_ms = int(spec.get("mic_frame_ms", ROOM_FRAME_MS))  # bench.run's default too
     profile = bool(spec.get("profile", False)) and mode != "thread_executor"
     fx = load_fixture(spec.get("fixture", "three_turns.wav"))
     server = start_server(reply_s=float(spec.get("reply_s", 0.3)))
